@@ -1,0 +1,145 @@
+"""`python reproduce.py` — plan, run, plot, report and check the paper's experiments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import report
+from .executors import EXECUTORS, run_all
+from .registry import PROFILES, UnknownExperiment, all_experiments, select
+from .runner import format_plan, format_seconds, plan, resolve_device
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_ENV = "ANINFONCE_DATA"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="reproduce.py",
+        description="Reproduce Rusak et al., InfoNCE: Identifying the Gap Between Theory and Practice. "
+                    "Runs what is not cached, then regenerates figures, tables and figures/<profile>/REPORT.md.",
+    )
+    p.add_argument("experiments", nargs="*", metavar="GLOB", help="experiment ids or globs (default: all); see --list")
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="smoke = seconds, CI plumbing; quick = 2 CPU cores, tens of minutes; paper = the authors' settings")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    p.add_argument("--executor", default="pool", choices=EXECUTORS,
+                   help="local = this process; pool = parallel single-thread processes (default); slurm = submitit")
+    p.add_argument("--jobs", type=int, default=None, help="pool size (default: one per CPU core)")
+    p.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    p.add_argument("--figures-dir", type=Path, default=ROOT / "figures")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help=f"dataset folder (default: ${DATA_ENV}, else ~/.cache/aninfonce/data)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true", help="list experiments with paper reference, source and cost")
+    mode.add_argument("--dry-run", action="store_true", help="print the plan (done / resume / new) and the estimated compute")
+    mode.add_argument("--plot-only", action="store_true", help="regenerate figures, tables and report from results/ only")
+    mode.add_argument("--check", action="store_true",
+                      help="evaluate every claim (and, for smoke, the golden values); non-zero exit on a failure")
+    mode.add_argument("--update-golden", action="store_true",
+                      help="store the current smoke results as the golden values --check compares against")
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error("--seeds must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args
+
+
+def data_root(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    return Path.home() / ".cache" / "aninfonce" / "data"
+
+
+def cmd_list(exps) -> None:
+    print(f"{'id':<14} {'paper':<22} {'source':<7} {'smoke':>8} {'quick':>8} {'paper':>8}  title")
+    for e in exps:
+        cost = [format_seconds(e.budget(p)) for p in PROFILES]
+        print(f"{e.id:<14} {e.paper_ref:<22} {e.source:<7} {cost[0]:>8} {cost[1]:>8} {cost[2]:>8}  {e.title}")
+    print("\ncost = estimated compute for one seed (quick: on 2 CPU cores; paper: on one GPU where the entry says so)")
+
+
+def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
+    frames = report.load_all(exps, args.results_dir, args.profile)
+    out = args.figures_dir / args.profile
+    figures = report.make_figures(exps, frames, out, args.profile)
+    verdicts = report.evaluate_claims(exps, frames, args.profile)
+    path = report.write_report(exps, frames, verdicts, figures, out, args.profile)
+    return verdicts, path
+
+
+def cmd_check(exps, args) -> int:
+    frames = report.load_all(exps, args.results_dir, args.profile)
+    verdicts = report.evaluate_claims(exps, frames, args.profile)
+    failed = False
+    if verdicts:
+        print(report.verdict_table(verdicts))
+        failed |= any(v.passed is not True for v in verdicts)
+    if args.profile == "smoke":
+        problems = report.compare_golden(frames, report.golden_path(args.results_dir, "smoke"))
+        if problems:
+            print(f"\n{len(problems)} smoke value(s) differ from the golden file "
+                  f"(update with: python reproduce.py --profile smoke --update-golden):")
+            print("\n".join("  " + s for s in problems))
+            failed = True
+        else:
+            n = sum(len(df) for df in frames.values())
+            print(f"smoke golden values: all {n} rows match")
+    print("CHECK FAILED" if failed else "CHECK PASSED")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        exps = select(args.experiments)
+        if args.list:
+            cmd_list(exps)
+            return 0
+        if args.plot_only:
+            t0 = time.perf_counter()
+            verdicts, path = plot_and_report(exps, args)
+            print(f"figures and report regenerated in {time.perf_counter() - t0:.1f} s -> {path}")
+            return 0
+        if args.check:
+            return cmd_check(exps, args)
+        if args.update_golden:
+            if args.profile != "smoke":
+                raise ValueError("golden values are kept for the smoke profile only; add --profile smoke")
+            frames = report.load_all(exps, args.results_dir, "smoke")
+            n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
+            print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
+            return 0
+        device = resolve_device(args.device)
+        runs = plan(exps, args.profile, args.seeds, args.results_dir)
+        print(format_plan(runs, args.profile))
+        if args.dry_run:
+            return 0
+        t0 = time.perf_counter()
+        run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs)
+        verdicts, path = plot_and_report(exps, args)
+        n_fail = sum(v.passed is False for v in verdicts)
+        print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
+              f"figures and report in {path.parent} ({len(verdicts) - n_fail}/{len(verdicts)} claims pass; "
+              f"details: {path})")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # one clear line for every known failure, no traceback
+        if type(err).__name__ in KNOWN_ERRORS:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+KNOWN_ERRORS = {"UnknownExperiment", "CorruptResults", "CorruptCheckpoint", "TrainingDiverged", "DatasetMissing",
+                "ValueError", "FileNotFoundError", "PermissionError"}

@@ -1,0 +1,42 @@
+"""Identifiability metrics (PAPER.md section 4): linear R^2 by factor group and
+MCC after Hungarian matching."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.linear_model import LinearRegression
+
+# How an R^2 was fitted and scored; every CSV row names one.
+SAME_SAMPLE = "same-sample"  # [code] the authors fit and score on the same 4096 samples
+HELD_OUT = "held-out"  # fit on one fresh sample, score on another
+R2_PROTOCOLS = (SAME_SAMPLE, HELD_OUT)
+
+
+def r2_per_dim(features_fit: np.ndarray, z_fit: np.ndarray, features_score: np.ndarray, z_score: np.ndarray) -> np.ndarray:
+    """R^2 of a linear regression from features to each true latent dim."""
+    reg = LinearRegression().fit(features_fit, z_fit)
+    pred = reg.predict(features_score)
+    resid = ((z_score - pred) ** 2).sum(0)
+    total = ((z_score - z_score.mean(0)) ** 2).sum(0)
+    return 1.0 - resid / total
+
+
+def r2_by_group(r2: np.ndarray, content: np.ndarray) -> dict[str, float]:
+    """Mean R^2 over content dims, style dims and all dims (NaN for an empty group)."""
+    style = ~content
+    return {
+        "r2_content": float(r2[content].mean()) if content.any() else float("nan"),
+        "r2_style": float(r2[style].mean()) if style.any() else float("nan"),
+        "r2_all": float(r2.mean()),
+    }
+
+
+def mcc(features: np.ndarray, z: np.ndarray) -> float:
+    """Mean absolute Pearson correlation after matching feature dims to latent
+    dims one-to-one with the Hungarian algorithm [code]."""
+    d = z.shape[1]
+    corr = np.corrcoef(features.T, z.T)[: features.shape[1], features.shape[1]:]
+    corr = np.nan_to_num(np.abs(corr))
+    rows, cols = linear_sum_assignment(-corr)
+    return float(corr[rows, cols].sum() / d)

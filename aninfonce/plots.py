@@ -1,0 +1,71 @@
+"""Shared figure style and helpers. Each figure's own drawing code lives with
+its experiment; every figure is a pure function of a results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+# one colour per loss, fixed across every figure
+LOSS_COLORS = {
+    "aninfonce": "#c0392b",
+    "infonce-learned": "#2471a3",
+    "infonce-tau1": "#7fb3d5",
+    "infonce-tau0.1": "#1b2631",
+}
+LOSS_LABELS = {
+    "aninfonce": "AnInfoNCE",
+    "infonce-learned": "InfoNCE (learned scalar)",
+    "infonce-tau1": "InfoNCE (τ = 1)",
+    "infonce-tau0.1": "InfoNCE (τ = 0.1)",
+}
+GROUP_STYLES = {"r2_content": "-", "r2_style": "--"}
+GROUP_LABELS = {"r2_content": "content", "r2_style": "style"}
+
+
+def setup_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 160, "savefig.bbox": "tight", "legend.frameon": False})
+
+
+def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    """Write PNG and PDF; return both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p)
+    plt.close(fig)
+    return paths
+
+
+def final_step(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the last logged step of each run."""
+    last = df.groupby("run_key")["step"].transform("max")
+    return df[df["step"] == last]
+
+
+def metric(df: pd.DataFrame, name: str, protocol: str | None = None) -> pd.DataFrame:
+    sel = df[df["metric"] == name]
+    if protocol is not None:
+        sel = sel[sel["protocol"] == protocol]
+    return sel
+
+
+def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
+    sel = df[df["metric"].str.startswith(prefix + "/")].copy()
+    sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
+    return sel
+
+
+def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
+    return save(fig, out_dir, name)

@@ -1,0 +1,92 @@
+"""The registry of the paper's artefacts. An :class:`Experiment` is a small,
+declarative unit: its grid of runs per profile, how to execute one run, the
+claims it checks, and how to draw its figure from the results table. The
+framework (runner, results, report) owns caching, seeding and files."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from .specs import RunSpec
+
+PROFILES = ("smoke", "quick", "paper")
+SOURCES = ("code", "caption", "recon")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+    passed: bool
+    measured: str  # the numbers behind the verdict, for the report
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A statement from the paper written as a comparison that can fail. The
+    margin lives in ``check`` and in ``text``; it was set before the run."""
+
+    id: str
+    text: str
+    check: Callable[[pd.DataFrame], ClaimResult]
+    profiles: tuple[str, ...] = ("quick", "paper")  # smoke numbers mean nothing
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    id: str
+    title: str
+    paper_ref: str
+    source: str  # where the protocol comes from: code / caption / recon (most uncertain part)
+    runs: Callable[[str, int], list[RunSpec]]  # (profile, n_seeds) -> grid
+    execute: Callable[[RunSpec, Any], list[dict[str, Any]]]
+    plot: Callable[[pd.DataFrame, Path, str], list[Path]]  # (results, out dir, profile) -> files written
+    claims: tuple[Claim, ...] = ()
+    # estimated seconds per run on 2 CPU cores (or per GPU for image runs), per profile
+    seconds_per_run: dict[str, float] = dataclasses.field(default_factory=dict)
+    notes: str = ""  # reconstructed choices, shown by --list and in the report
+    reference: Callable[[pd.DataFrame], str] | None = None  # paper-vs-ours Markdown for the report
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"{self.id}: source must be one of {SOURCES}")
+
+    def budget(self, profile: str, n_seeds: int = 1) -> float:
+        return self.seconds_per_run.get(profile, float("nan")) * len(self.runs(profile, n_seeds))
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(exp: Experiment) -> Experiment:
+    if exp.id in _REGISTRY:
+        raise ValueError(f"experiment {exp.id!r} registered twice")
+    _REGISTRY[exp.id] = exp
+    return exp
+
+
+def all_experiments() -> dict[str, Experiment]:
+    from . import experiments  # noqa: F401  (importing registers every entry)
+
+    return dict(_REGISTRY)
+
+
+class UnknownExperiment(LookupError):
+    pass
+
+
+def select(patterns: list[str] | None) -> list[Experiment]:
+    """Experiments whose id matches any glob, in registry order."""
+    exps = all_experiments()
+    if not patterns:
+        return list(exps.values())
+    chosen = []
+    for pat in patterns:
+        hits = [e for e in exps.values() if fnmatch.fnmatchcase(e.id, pat)]
+        if not hits:
+            raise UnknownExperiment(f"no experiment matches {pat!r}; known: {', '.join(exps)}")
+        chosen += [e for e in hits if e not in chosen]
+    return chosen

@@ -1,0 +1,177 @@
+"""Claim verdicts, golden-value regression checks and the paper-vs-reproduced
+report. Everything here reads only the results CSVs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import results
+from .plots import setup_style
+from .registry import Experiment
+from .runner import format_seconds
+
+GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
+# smoke numbers are deterministic on one machine; the tolerance absorbs
+# float differences between CPUs (different SIMD paths), not code changes
+GOLDEN_RTOL, GOLDEN_ATOL = 1e-3, 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    experiment: str
+    claim: str
+    text: str
+    passed: bool | None  # None = not checked (no rows)
+    measured: str
+
+    @property
+    def label(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "NO DATA"}[self.passed]
+
+
+def load_all(experiments: list[Experiment], results_dir: Path, profile: str) -> dict[str, pd.DataFrame]:
+    return {e.id: results.load_experiment(results_dir, profile, e.id) for e in experiments}
+
+
+def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str) -> list[Verdict]:
+    out = []
+    for exp in experiments:
+        df = frames[exp.id]
+        for claim in exp.claims:
+            if profile not in claim.profiles:
+                continue
+            if df.empty:
+                out.append(Verdict(exp.id, claim.id, claim.text, None, "no results"))
+                continue
+            try:
+                res = claim.check(df)
+                passed = bool(res.passed)
+                measured = res.measured
+            except (KeyError, IndexError, ValueError, ZeroDivisionError) as err:
+                passed, measured = False, f"could not evaluate: {type(err).__name__}: {err}"
+            out.append(Verdict(exp.id, claim.id, claim.text, passed, measured))
+    return out
+
+
+def verdict_table(verdicts: list[Verdict]) -> str:
+    lines = ["| verdict | claim | statement | measured |", "|---|---|---|---|"]
+    lines += [f"| **{v.label}** | `{v.claim}` | {v.text} | {v.measured} |" for v in verdicts]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- goldens
+def golden_path(results_dir: Path, profile: str) -> Path:
+    return Path(results_dir) / "golden" / f"{profile}.csv"
+
+
+def _golden_view(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    parts = [df[GOLDEN_KEYS + ["value"]] for df in frames.values() if not df.empty]
+    if not parts:
+        return pd.DataFrame(columns=GOLDEN_KEYS + ["value"])
+    df = pd.concat(parts, ignore_index=True)
+    df["protocol"] = df["protocol"].fillna("")
+    df["run_key"] = df["run_key"].astype(str)
+    return df.sort_values(GOLDEN_KEYS).reset_index(drop=True)
+
+
+def write_golden(frames: dict[str, pd.DataFrame], path: Path) -> int:
+    df = _golden_view(frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results.write_atomic(df, path)
+    return len(df)
+
+
+def compare_golden(frames: dict[str, pd.DataFrame], path: Path) -> list[str]:
+    """Every metric that moved beyond float tolerance, or appeared / vanished,
+    for the experiments in ``frames``. Empty list = all match."""
+    if not path.exists():
+        return [f"no golden file at {path}; create it with --update-golden"]
+    gold = results.load(path)
+    gold["protocol"] = gold["protocol"].fillna("")
+    gold["run_key"] = gold["run_key"].astype(str)
+    gold = gold[gold["experiment"].isin(list(frames))]
+    new = _golden_view(frames)
+    merged = gold.merge(new, on=GOLDEN_KEYS, how="outer", suffixes=("_golden", "_now"), indicator=True)
+    problems = []
+    for _, r in merged.iterrows():
+        where = f"{r['experiment']} run {r['run_key']} step {r['step']} {r['metric']}" + (f" [{r['protocol']}]" if r["protocol"] else "")
+        if r["_merge"] == "left_only":
+            problems.append(f"{where}: in the golden file but not produced now")
+        elif r["_merge"] == "right_only":
+            problems.append(f"{where}: produced now but not in the golden file")
+        else:
+            a, b = float(r["value_golden"]), float(r["value_now"])
+            if not (np.isclose(a, b, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL) or (math.isnan(a) and math.isnan(b))):
+                problems.append(f"{where}: golden {a:.6g}, now {b:.6g}")
+    return problems
+
+
+# ---------------------------------------------------------------- report
+def profile_timing(frames: dict[str, pd.DataFrame]) -> str:
+    lines = ["| experiment | runs | total wall time | median steps/s | device |", "|---|---|---|---|---|"]
+    for eid, df in frames.items():
+        if df.empty:
+            continue
+        per_run = df.drop_duplicates("run_key")
+        sps = per_run["steps_per_second"].dropna() if "steps_per_second" in per_run else pd.Series(dtype=float)
+        lines.append(f"| {eid} | {len(per_run)} | {format_seconds(float(per_run['wall_seconds'].sum()))} | "
+                     f"{sps.median():.1f} | {', '.join(sorted(per_run['device'].astype(str).unique()))} |"
+                     if len(sps) else
+                     f"| {eid} | {len(per_run)} | {format_seconds(float(per_run['wall_seconds'].sum()))} | – | "
+                     f"{', '.join(sorted(per_run['device'].astype(str).unique()))} |")
+    return "\n".join(lines)
+
+
+def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
+                 figures: dict[str, list[Path]], out: Path, profile: str) -> Path:
+    parts = [
+        f"# Paper vs reproduced — profile `{profile}`",
+        "",
+        "Rusak et al., *InfoNCE: Identifying the Gap Between Theory and Practice* (AISTATS 2025).",
+        "Generated by `python reproduce.py --plot-only --profile " + profile + "` from the CSVs in `results/" + profile + "/`.",
+        "Source labels: [code] = the authors' public code and logs, [caption] = the paper's captions, "
+        "[recon] = reconstructed here.",
+        "",
+    ]
+    if profile == "smoke":
+        parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
+                  "they are pinned by golden values for CI.", ""]
+    n_pass = sum(v.passed is True for v in verdicts)
+    n_fail = sum(v.passed is False for v in verdicts)
+    parts += [f"**Claims: {n_pass} pass, {n_fail} fail, {len(verdicts) - n_pass - n_fail} without data.**", "",
+              "## Wall time", "", profile_timing(frames), ""]
+    for exp in experiments:
+        df = frames[exp.id]
+        parts += [f"## {exp.paper_ref}: {exp.title} (`{exp.id}`, source [{exp.source}])", ""]
+        if exp.notes:
+            parts += [exp.notes, ""]
+        for p in figures.get(exp.id, []):
+            if p.suffix == ".png":
+                parts += [f"![{exp.id}]({p.name})", ""]
+            elif p.suffix == ".md":
+                parts += [p.read_text(), ""]
+        if df.empty:
+            parts += ["_No results for this profile yet._", ""]
+            continue
+        if exp.reference is not None:
+            try:
+                parts += ["### Reference numbers beside ours", "", exp.reference(df), ""]
+            except (KeyError, IndexError, ValueError) as err:
+                parts += [f"_reference table unavailable: {err}_", ""]
+        mine = [v for v in verdicts if v.experiment == exp.id]
+        if mine:
+            parts += ["### Claims", "", verdict_table(mine), ""]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "REPORT.md"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def make_figures(experiments: list[Experiment], frames: dict[str, pd.DataFrame], out: Path, profile: str) -> dict[str, list[Path]]:
+    setup_style()
+    return {exp.id: exp.plot(frames[exp.id], out, profile) for exp in experiments}

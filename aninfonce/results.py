@@ -1,0 +1,115 @@
+"""The results table: long-format CSV, one file per experiment and profile,
+one row per metric per logged step, each row carrying its run's spec, the
+protocol that produced it, and provenance.
+
+Writes are atomic (temporary file, then rename) and serialised by a file lock,
+so several processes can append runs at once without losing or duplicating a
+row, and a killed writer never leaves a half-written CSV.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+# columns every row has, in this order; the spec's own fields follow
+CORE_COLUMNS = ("experiment", "run_key", "seed", "step", "metric", "value", "protocol")
+PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "device", "date", "wall_seconds", "steps_per_second")
+
+
+class CorruptResults(RuntimeError):
+    """A results CSV that cannot be read or lacks the core columns."""
+
+
+def csv_path(results_dir: Path, profile: str, experiment: str) -> Path:
+    return Path(results_dir) / profile / f"{experiment}.csv"
+
+
+def load(path: Path) -> pd.DataFrame:
+    """Read one results CSV; an empty frame if it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(CORE_COLUMNS))
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CorruptResults(f"results file {path} cannot be read ({type(err).__name__}); "
+                             f"move it aside and rerun to regenerate it") from None
+    missing = [c for c in CORE_COLUMNS if c not in df.columns]
+    if missing:
+        raise CorruptResults(f"results file {path} lacks columns {missing}; move it aside and rerun to regenerate it")
+    try:
+        df["value"] = pd.to_numeric(df["value"], errors="raise")
+    except (ValueError, TypeError):
+        raise CorruptResults(f"results file {path} has non-numeric values; move it aside and rerun") from None
+    return df
+
+
+def done_keys(path: Path) -> set[str]:
+    return set(load(path)["run_key"].astype(str))
+
+
+def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace any rows of this run with ``rows`` (all of one run), atomically."""
+    if not rows:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = pd.DataFrame(rows)
+    key = str(new["run_key"].iloc[0])
+    with FileLock(str(path) + ".lock"):
+        old = load(path)
+        old = old[old["run_key"].astype(str) != key]
+        df = new if old.empty else pd.concat([old, new], ignore_index=True)
+        front = [c for c in CORE_COLUMNS if c in df.columns]
+        df = df[front + [c for c in df.columns if c not in front]]
+        write_atomic(df, path)
+
+
+def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_PROVENANCE: dict[str, Any] | None = None
+
+
+def provenance() -> dict[str, Any]:
+    """Git commit and dirty flag, library versions, date. Cached per process."""
+    global _PROVENANCE
+    if _PROVENANCE is None:
+        import numpy
+        import sklearn
+        import torch
+
+        root = Path(__file__).resolve().parent.parent
+        def git(*args: str) -> str:
+            try:
+                return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                return ""
+        _PROVENANCE = {
+            "git_commit": git("rev-parse", "--short=12", "HEAD") or "unknown",
+            "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "torch": torch.__version__, "numpy": numpy.__version__, "sklearn": sklearn.__version__,
+            "python": platform.python_version(),
+        }
+    return {**_PROVENANCE, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def load_experiment(results_dir: Path, profile: str, experiment: str) -> pd.DataFrame:
+    return load(csv_path(results_dir, profile, experiment))

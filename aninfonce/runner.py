@@ -1,0 +1,188 @@
+"""Plan, cache, checkpoint/resume, execute and record runs.
+
+A run is *done* when its rows are in the experiment's CSV (rows are written
+only when a run finishes), *resumable* when a checkpoint exists under the
+cache folder, and *new* otherwise. The runner owns all of this; an
+experiment's ``execute`` only trains and evaluates through a
+:class:`RunContext`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from . import results
+from .registry import Experiment
+from .specs import RunSpec
+
+
+class CorruptCheckpoint(RuntimeError):
+    pass
+
+
+def cache_dir(results_dir: Path, profile: str) -> Path:
+    """Checkpoints and shared artefacts (git-ignored)."""
+    return Path(results_dir) / ".cache" / profile
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checked(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for a damaged file
+        raise CorruptCheckpoint(f"checkpoint {path} cannot be read ({type(err).__name__}); "
+                                f"delete it to restart that run from scratch") from None
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What a run sees of the framework."""
+
+    device: torch.device
+    checkpoint_path: Path
+    artifact_dir: Path
+    data_root: Path | None = None
+    show_progress: bool = True
+    label: str = ""
+
+    def load_checkpoint(self) -> Any | None:
+        if not self.checkpoint_path.exists():
+            return None
+        state = _load_checked(self.checkpoint_path)
+        return _to_device(state, self.device)
+
+    def save_checkpoint(self, state: Any) -> None:
+        _save_atomic(state, self.checkpoint_path)
+
+    def cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """A shared artefact (e.g. a trained VAE) built once per profile and reused."""
+        path = self.artifact_dir / f"{name}.pt"
+        if path.exists():
+            return _to_device(_load_checked(path), self.device)
+        obj = build()
+        _save_atomic(obj, path)
+        return obj
+
+    @contextlib.contextmanager
+    def progress(self, total: int, initial: int = 0) -> Iterator[tqdm]:
+        bar = tqdm(total=total, initial=initial, desc=self.label, leave=False, disable=not self.show_progress,
+                   dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+def _to_device(state: Any, device: torch.device) -> Any:
+    """Move tensors in a checkpoint to the device, except generator states (CPU byte tensors)."""
+    if isinstance(state, dict):
+        return {k: v if k.endswith("_gen") else _to_device(v, device) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_to_device(v, device) for v in state]
+    if isinstance(state, torch.Tensor) and state.dtype != torch.uint8:
+        return state.to(device)
+    return state
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    experiment: Experiment
+    spec: RunSpec
+    status: str  # done / resume / new
+    csv: Path
+    checkpoint: Path
+
+
+def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir: Path) -> list[PlannedRun]:
+    out = []
+    for exp in experiments:
+        csv = results.csv_path(results_dir, profile, exp.id)
+        done = results.done_keys(csv)
+        for spec in exp.runs(profile, n_seeds):
+            ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"
+            status = "done" if spec.key in done else "resume" if ckpt.exists() else "new"
+            out.append(PlannedRun(exp, spec, status, csv, ckpt))
+    return out
+
+
+def format_plan(runs: list[PlannedRun], profile: str) -> str:
+    lines = [f"{'experiment':<14} {'done':>5} {'resume':>6} {'new':>5}   est. compute left (profile {profile})"]
+    by_exp: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        by_exp.setdefault(r.experiment.id, []).append(r)
+    total = 0.0
+    for eid, rs in by_exp.items():
+        count = {s: sum(r.status == s for r in rs) for s in ("done", "resume", "new")}
+        per_run = rs[0].experiment.seconds_per_run.get(profile, math.nan)
+        left = per_run * (count["new"] + count["resume"])
+        total += 0 if math.isnan(left) else left
+        lines.append(f"{eid:<14} {count['done']:>5} {count['resume']:>6} {count['new']:>5}   {format_seconds(left)}")
+    lines.append(f"total compute left: {format_seconds(total)}")
+    return "\n".join(lines)
+
+
+def format_seconds(s: float) -> str:
+    if math.isnan(s):
+        return "unknown"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,
+            data_root: Path | None = None, show_progress: bool = True) -> float:
+    """Execute one run, append its rows to its CSV, drop its checkpoint. Returns wall seconds."""
+    ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
+                     artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
+                     data_root=data_root, show_progress=show_progress, label=run.spec.label())
+    t0 = time.perf_counter()
+    metric_rows = run.experiment.execute(run.spec, ctx)
+    wall = time.perf_counter() - t0
+    steps = getattr(run.spec, "steps", None)
+    common = {
+        "experiment": run.experiment.id, "run_key": run.spec.key, "profile": profile, **run.spec.columns(),
+        **results.provenance(), "device": str(device), "wall_seconds": round(wall, 3),
+        "steps_per_second": round(steps / wall, 2) if steps else None,
+    }
+    rows = [{**common, "protocol": None, **r} for r in metric_rows]
+    results.append_run(run.csv, rows)
+    run.checkpoint.unlink(missing_ok=True)
+    return wall
+
+
+def execute(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path,
+            data_root: Path | None = None, show_progress: bool = True, log: Callable[[str], None] = print) -> None:
+    """Run every planned run that is not done, one after another, in this process."""
+    todo = [r for r in runs if r.status != "done"]
+    for i, run in enumerate(todo, 1):
+        wall = run_one(run, profile, device, results_dir, data_root, show_progress)
+        log(f"[{i}/{len(todo)}] {run.spec.label()} {'resumed' if run.status == 'resume' else 'finished'} "
+            f"in {format_seconds(wall)} -> {run.csv}")

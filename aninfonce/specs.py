@@ -1,0 +1,41 @@
+"""Run specifications: a frozen dataclass holds everything that determines one
+run, and its key is a hash of its canonical JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, ClassVar
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Base of every run spec. Subclasses add their fields (all with defaults)."""
+
+    experiment: str
+    seed: int = 0
+
+    # fields that change nothing about the numbers (kept out of the key)
+    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ()
+
+    def fields(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @property
+    def key(self) -> str:
+        payload = {k: v for k, v in self.fields().items() if k not in self.NOT_IN_KEY}
+        payload["_type"] = type(self).__name__
+        blob = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def columns(self) -> dict[str, Any]:
+        """The spec as flat CSV columns (tuples as JSON strings)."""
+        return {k: json.dumps(v) if isinstance(v, list) else v for k, v in self.fields().items()}
+
+    def label(self) -> str:
+        return f"{self.experiment}:{self.key}"
