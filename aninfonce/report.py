@@ -91,7 +91,7 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path) -> list[str]:
     for the experiments in ``frames``. Empty list = all match."""
     if not path.exists():
         return [f"no golden file at {path}; create it with --update-golden"]
-    gold = results.load(path)
+    gold = results.load(path, required=tuple(GOLDEN_KEYS) + ("value",))
     gold["protocol"] = gold["protocol"].fillna("")
     gold["run_key"] = gold["run_key"].astype(str)
     gold = gold[gold["experiment"].isin(list(frames))]

@@ -33,17 +33,18 @@ def csv_path(results_dir: Path, profile: str, experiment: str) -> Path:
     return Path(results_dir) / profile / f"{experiment}.csv"
 
 
-def load(path: Path) -> pd.DataFrame:
-    """Read one results CSV; an empty frame if it does not exist."""
+def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
+    """Read one results CSV (an empty frame if it does not exist), checking
+    that it parses and has the ``required`` columns."""
     path = Path(path)
     if not path.exists():
-        return pd.DataFrame(columns=list(CORE_COLUMNS))
+        return pd.DataFrame(columns=list(required))
     try:
         df = pd.read_csv(path, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise CorruptResults(f"results file {path} cannot be read ({type(err).__name__}); "
                              f"move it aside and rerun to regenerate it") from None
-    missing = [c for c in CORE_COLUMNS if c not in df.columns]
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise CorruptResults(f"results file {path} lacks columns {missing}; move it aside and rerun to regenerate it")
     try:

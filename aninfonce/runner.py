@@ -102,7 +102,7 @@ class RunContext:
 def _to_device(state: Any, device: torch.device) -> Any:
     """Move tensors in a checkpoint to the device, except generator states (CPU byte tensors)."""
     if isinstance(state, dict):
-        return {k: v if k.endswith("_gen") else _to_device(v, device) for k, v in state.items()}
+        return {k: v if isinstance(k, str) and k.endswith("_gen") else _to_device(v, device) for k, v in state.items()}
     if isinstance(state, list):
         return [_to_device(v, device) for v in state]
     if isinstance(state, torch.Tensor) and state.dtype != torch.uint8:

@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """Real MNIST in torchvision's layout: $ANINFONCE_DATA or ../shared/data."""
+    root = Path(os.environ.get("ANINFONCE_DATA", SHARED_DATA))
+    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.skip(f"real MNIST not found under {root}")
+    return root

@@ -1,0 +1,160 @@
+"""The runner and CLI end to end on the smoke profile: caching, resume after a
+real kill, determinism, claims/goldens, and one clear message per bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aninfonce.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "reproduce.py", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return ["--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures")]
+
+
+def test_smoke_fig2_end_to_end_then_cache_hit(tmp_path, dirs, capsys):
+    assert main(["fig2*", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    df = pd.read_csv(tmp_path / "results" / "smoke" / "fig2.csv")
+    assert df["run_key"].nunique() == 8  # 2 Lambda_2 x 4 losses
+    for col in ("loss", "lam2", "protocol", "git_commit", "git_dirty", "torch", "sklearn", "device", "wall_seconds"):
+        assert col in df.columns
+    assert set(df.loc[df["metric"].str.startswith("r2_"), "protocol"]) == {"same-sample", "held-out"}
+    for name in ("fig2.png", "fig2.pdf", "fig2_linear.png", "REPORT.md"):
+        assert (tmp_path / "figures" / "smoke" / name).stat().st_size > 0
+    mtime = (tmp_path / "results" / "smoke" / "fig2.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["fig2*", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "finished" not in out  # nothing trained again
+    assert (tmp_path / "results" / "smoke" / "fig2.csv").stat().st_mtime_ns == mtime
+    assert main(["fig2*", "--profile", "smoke", "--dry-run", *dirs]) == 0
+    assert "fig2               8      0     0" in capsys.readouterr().out
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", "--results-dir", str(d),
+                     "--figures-dir", str(d / "f")]) == 0
+    va = pd.read_csv(a / "smoke" / "fig2-linear.csv")
+    vb = pd.read_csv(b / "smoke" / "fig2-linear.csv")
+    assert va["value"].tolist() == vb["value"].tolist()
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, dataclasses
+    import torch
+    torch.set_num_threads(1)
+    from aninfonce.registry import Experiment, register
+    from aninfonce.synthetic import SyntheticSpec, train_synthetic
+    from aninfonce.cli import main
+    spec = SyntheticSpec(experiment="killtest", batch=64, steps=1500, eval_every=100, widths=(2, 2),
+                         eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2)
+    register(Experiment(id="killtest", title="t", paper_ref="test", source="recon", runs=lambda p, n: [spec],
+                        execute=train_synthetic, plot=lambda df, out, p: []))
+    sys.exit(main(["killtest", "--profile", "smoke", "--executor", "local", "--results-dir", sys.argv[1],
+                   "--figures-dir", sys.argv[1] + "/fig"]))
+""")
+
+
+def test_killed_run_resumes_to_identical_rows(tmp_path):
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run([sys.executable, str(script), str(straight)], check=True, env=env, capture_output=True, timeout=600)
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = killed / ".cache" / "smoke" / "killtest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(ckpt_dir.glob("*.pt")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(ckpt_dir.glob("*.pt")), "no checkpoint was written before the kill"
+    assert not (killed / "smoke" / "killtest.csv").exists(), "run finished before it could be killed"
+    subprocess.run([sys.executable, str(script), str(killed)], check=True, env=env, capture_output=True, timeout=600)
+    a = pd.read_csv(straight / "smoke" / "killtest.csv")
+    b = pd.read_csv(killed / "smoke" / "killtest.csv")
+    cols = ["step", "metric", "protocol", "value"]
+    assert len(a) == len(b)
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert not list(ckpt_dir.glob("*.pt")), "checkpoint not removed after the run finished"
+
+
+def test_check_and_golden(tmp_path, dirs, capsys):
+    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 1  # no golden file yet
+    assert main(["fig2-linear", "--profile", "smoke", "--update-golden", *dirs]) == 0
+    assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 0
+    csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
+    df = pd.read_csv(csv)
+    df.loc[df["metric"] == "mcc", "value"] += 0.01
+    df.to_csv(csv, index=False)
+    capsys.readouterr()
+    assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 1
+    out = capsys.readouterr().out
+    assert "mcc" in out and "golden" in out and "CHECK FAILED" in out
+
+
+def test_claims_fail_loudly_on_quick_profile_without_data(tmp_path, dirs):
+    assert main(["fig2", "--profile", "quick", "--check", *dirs]) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nosuchfig"], "no experiment matches 'nosuchfig'"),
+    (["--profile", "huge"], "invalid choice: 'huge'"),
+    (["--device", "tpu", "--dry-run"], "unknown device 'tpu'"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+])
+def test_bad_input_gives_one_clear_message(args, message, dirs):
+    res = run_cli(*args, *dirs)
+    assert res.returncode != 0
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_corrupt_csv_gives_one_clear_message_and_keeps_the_file(tmp_path, dirs):
+    csv = tmp_path / "results" / "quick" / "fig2.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_bytes(b"\x00\xff garbage,\n\"unterminated")
+    before = csv.read_bytes()
+    res = run_cli("fig2", "--dry-run", *dirs)
+    assert res.returncode == 2 and "cannot be read" in res.stderr and "Traceback" not in res.stderr
+    assert csv.read_bytes() == before
+
+
+def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, dirs):
+    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
+    key = pd.read_csv(csv)["run_key"].iloc[0]
+    csv.unlink()
+    ckpt = tmp_path / "results" / ".cache" / "smoke" / "fig2-linear" / f"{key}.pt"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    res = run_cli("fig2-linear", "--profile", "smoke", "--executor", "local", *dirs)
+    assert res.returncode == 2 and "checkpoint" in res.stderr and "Traceback" not in res.stderr
+    assert ckpt.exists()
+
+
+def test_list_and_glob(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "fig2 " in out and "Figure 2" in out and "recon" in out
+    assert main(["fig2-l*", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "fig2-linear" in out and "fig2 " not in out

@@ -1,0 +1,104 @@
+"""The losses against naive double-loop references."""
+
+import math
+
+import pytest
+import torch
+
+from aninfonce.losses import Metric, contrastive_loss, pairwise_similarity
+
+
+def naive_similarity(x, y, lam):
+    return -0.5 * sum(lam[j] * (x[j] - y[j]) ** 2 for j in range(len(x)))
+
+
+def naive_loss(a, b, lam, beta=0.0, quirk=False):
+    """Cross-entropy of each of the 2N anchors' positive among the 2N - 2 other
+    samples, written out sample by sample."""
+    n = len(a)
+    views = [a, b]
+    total = 0.0
+    for v in range(2):
+        for i in range(n):
+            anchor, other = views[v][i], views[1 - v][i]
+            pos = naive_similarity(anchor, other, lam)
+            negs = []
+            for k in range(n):
+                if k == i:
+                    continue
+                if v == 1 and quirk:  # authors' form: cross-view negatives from a_i's row
+                    negs.append(naive_similarity(a[i], b[k], lam))
+                else:
+                    negs.append(naive_similarity(anchor, views[1 - v][k], lam))
+                negs.append(naive_similarity(anchor, views[v][k], lam))
+            negs = torch.stack(negs)
+            if beta == 0.0:
+                denom = torch.exp(pos) + torch.exp(negs).sum()
+            else:
+                w = torch.softmax(beta * negs, 0).detach()
+                denom = torch.exp(pos) + len(negs) * (w * torch.exp(negs)).sum()
+            total = total - (pos - torch.log(denom))
+    return total / (2 * n)
+
+
+def unit(x):
+    return x / x.norm(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize("quirk", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 0.7, 3.0])
+def test_loss_matches_naive_reference_and_gradient(quirk, beta):
+    g = torch.Generator().manual_seed(0)
+    a = unit(torch.randn(6, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    b = unit(torch.randn(6, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    lam = (torch.rand(4, generator=g, dtype=torch.float64) * 5 + 0.5).requires_grad_()
+    fast = contrastive_loss(a, b, lam, hard_beta=beta, authors_quirk=quirk)
+    slow = naive_loss(a, b, lam, beta, quirk)
+    assert torch.allclose(fast, slow, atol=1e-10)
+    g_fast = torch.autograd.grad(fast, (a, b, lam))
+    g_slow = torch.autograd.grad(slow, (a, b, lam))
+    for x, y in zip(g_fast, g_slow):
+        assert torch.allclose(x, y, atol=1e-9)
+
+
+def test_quirk_changes_the_loss():
+    g = torch.Generator().manual_seed(1)
+    a, b = unit(torch.randn(8, 3, generator=g)), unit(torch.randn(8, 3, generator=g))
+    lam = torch.tensor([1.0, 4.0, 9.0])
+    assert not torch.isclose(contrastive_loss(a, b, lam), contrastive_loss(a, b, lam, authors_quirk=True))
+
+
+def test_infonce_is_aninfonce_with_isotropic_lambda_and_cosine_with_temperature():
+    g = torch.Generator().manual_seed(2)
+    a, b = unit(torch.randn(10, 5, generator=g)), unit(torch.randn(10, 5, generator=g))
+    tau = 0.3
+    fixed = Metric(5, "fixed", tau=tau)
+    lam_iso = torch.full((5,), 1 / tau)
+    assert torch.allclose(contrastive_loss(a, b, fixed()), contrastive_loss(a, b, lam_iso))
+    # the textbook SimCLR form: cosine similarity over tau, 2N x 2N logits, self masked
+    z = torch.cat([a, b])
+    logits = z @ z.T / tau
+    logits.fill_diagonal_(-math.inf)
+    target = torch.cat([torch.arange(10, 20), torch.arange(10)])
+    simclr = torch.nn.functional.cross_entropy(logits, target)
+    assert torch.allclose(contrastive_loss(a, b, fixed()), simclr, atol=1e-6)
+
+
+def test_metric_parametrisations():
+    g = torch.Generator().manual_seed(0)
+    diag = Metric(10, "diag", generator=g)
+    lam = diag()
+    assert lam.shape == (10,) and lam.std() > 0 and torch.allclose(lam.mean(), torch.tensor(0.69), atol=0.1)
+    scalar = Metric(10, "scalar", generator=g)
+    assert scalar().shape == (10,) and scalar().std() == 0
+    assert sum(p.numel() for p in scalar.parameters()) == 1
+    assert list(Metric(10, "fixed", tau=0.5).parameters()) == []
+    with pytest.raises(ValueError):
+        Metric(3, "full")
+
+
+def test_pairwise_similarity_is_minus_half_weighted_squared_distance():
+    g = torch.Generator().manual_seed(3)
+    a, b, lam = torch.randn(4, 3, generator=g), torch.randn(5, 3, generator=g), torch.rand(3, generator=g)
+    ref = -0.5 * (((a[:, None] - b[None]) ** 2) * lam).sum(-1)
+    assert torch.allclose(pairwise_similarity(a, b, lam), ref, atol=1e-6)

@@ -1,0 +1,45 @@
+import numpy as np
+from scipy.stats import ortho_group
+
+from aninfonce.metrics import mcc, r2_by_group, r2_per_dim
+
+
+def test_r2_is_one_for_affine_maps():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2000, 6))
+    h = z @ rng.normal(size=(6, 6)) + 3.0
+    assert np.allclose(r2_per_dim(h, z, h, z), 1.0)
+
+
+def test_mcc_is_one_for_signed_permutations():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(3000, 5))
+    h = z[:, [3, 0, 4, 1, 2]] * np.array([1, -1, 1, -1, -1]) * 2.5
+    assert np.isclose(mcc(h, z), 1.0)
+
+
+def test_rotation_inside_a_block_keeps_r2_but_lowers_mcc():
+    rng = np.random.default_rng(2)
+    z = rng.uniform(-1, 1, size=(4000, 6))
+    c = np.cos(np.pi / 4)
+    rot = np.eye(6)
+    rot[:2, :2] = rot[2:4, 2:4] = [[c, -c], [c, c]]  # two blocks rotated by 45 degrees
+    h = z @ rot.T
+    assert np.allclose(r2_per_dim(h, z, h, z), 1.0)
+    assert mcc(h, z) < 0.85  # (4 cos 45 + 2) / 6 = 0.80
+    rot3 = np.eye(6)
+    rot3[:3, :3] = ortho_group.rvs(3, random_state=3)
+    assert mcc(z @ rot3.T, z) < 1 - 1e-3
+
+
+def test_r2_groups_and_held_out_protocol():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(1000, 4))
+    h = np.c_[z[:, :2], rng.normal(size=(1000, 2))]  # style dims lost
+    r2 = r2_per_dim(h, z, h, z)
+    groups = r2_by_group(r2, np.array([True, True, False, False]))
+    assert groups["r2_content"] > 0.99 and groups["r2_style"] < 0.05
+    z2 = rng.normal(size=(1000, 4))
+    h2 = np.c_[z2[:, :2], rng.normal(size=(1000, 2))]
+    held = r2_per_dim(h, z, h2, z2)
+    assert held[2:].mean() < r2[2:].mean()  # same-sample R^2 overfits noise features, held-out does not
