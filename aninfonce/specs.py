@@ -9,6 +9,13 @@ import json
 from typing import Any, ClassVar
 
 
+_UNSET = object()
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """Base of every run spec. Subclasses add their fields (all with defaults)."""
@@ -28,7 +35,11 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        payload = {k: v for k, v in self.fields().items() if k not in self.NOT_IN_KEY}
+        """Hash of the fields that differ from their defaults (plus experiment
+        and seed), so adding a new field with a default keeps old keys valid."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
+        payload = {k: v for k, v in self.fields().items()
+                   if k not in self.NOT_IN_KEY and (k in ("experiment", "seed") or _norm(defaults.get(k, _UNSET)) != v)}
         payload["_type"] = type(self).__name__
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,16 @@
+"""Datasets: where they are looked for, and the one message a user sees when
+one is missing. The data root is --data-root, else $ANINFONCE_DATA, else
+~/.cache/aninfonce/data (see cli.data_root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DatasetMissing(FileNotFoundError):
+    """Raised with one sentence naming the folder searched and how to fix it."""
+
+    def __init__(self, name: str, searched: Path, how: str = ""):
+        hint = how or (f"download it there (the run does this itself where the internet is reachable), "
+                       f"or point --data-root / $ANINFONCE_DATA at a folder that holds it")
+        super().__init__(f"{name} not found in {searched}: {hint}")
