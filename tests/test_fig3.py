@@ -1,0 +1,104 @@
+"""Figure 3: the MNIST loader on the real files, the missing-data message, the
+VAE artefact trained once and reused, and a smoke run of the whole figure."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aninfonce.cli import main
+from aninfonce.data.mnist import FILES, DatasetMissing, ensure_mnist, load_mnist
+from aninfonce.experiments.fig3 import PROFILE_SETTINGS, Fig3Spec, vae_for
+from aninfonce.runner import RunContext
+
+ROOT = Path(__file__).resolve().parent.parent
+# official per-class counts of the MNIST training set
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_loader_reads_and_verifies_real_mnist(mnist_root):
+    raw = ensure_mnist(mnist_root, check_md5=True)
+    assert sorted(p.name for p in raw.iterdir() if p.name in FILES) == sorted(FILES)
+    x, y = load_mnist(mnist_root, train=True)
+    assert x.shape == (60_000, 1, 28, 28) and x.dtype == torch.float32
+    assert 0.0 <= float(x.min()) and float(x.max()) == 1.0
+    assert np.bincount(y.numpy()).tolist() == TRAIN_COUNTS
+    xt, yt = load_mnist(mnist_root, train=False, limit=500)
+    assert xt.shape == (500, 1, 28, 28) and len(yt) == 500
+
+
+def test_damaged_file_is_reported(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FILES:
+        (raw / name).write_bytes(b"\0" * 16)
+    with pytest.raises(DatasetMissing, match="has 16 bytes, expected"):
+        ensure_mnist(tmp_path)
+
+
+def test_missing_mnist_one_line_nonzero_no_traceback(tmp_path):
+    """Through the real CLI and its default (pool) executor: the worker's error
+    crosses the process boundary and is still printed as one sentence."""
+    env = {**os.environ, "ANINFONCE_OFFLINE": "1"}
+    empty = tmp_path / "nowhere"
+    proc = subprocess.run(
+        [sys.executable, "reproduce.py", "fig3", "--profile", "smoke", "--data-root", str(empty), "--jobs", "1",
+         "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("\r") and "it/s" not in l]
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("error: MNIST not found in") and str(empty / "MNIST" / "raw") in line
+    assert "--data-root" in line and "ANINFONCE_DATA" in line and "internet" in line
+
+
+def test_vae_is_trained_once_and_reused(tmp_path, mnist_root):
+    spec = Fig3Spec(experiment="fig3", **PROFILE_SETTINGS["smoke"])
+    ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / "ck.pt",
+                     artifact_dir=tmp_path / "artifacts", data_root=mnist_root, show_progress=False)
+    first, built = vae_for(spec, ctx)
+    assert built
+    (artefact,) = (tmp_path / "artifacts").glob("vae_*.pt")
+    mtime = artefact.stat().st_mtime_ns
+    # another run of the same profile and seed (different loss and Lambda) hits the cache
+    other = Fig3Spec(experiment="fig3", loss="infonce-learned", lam2=50.0, **PROFILE_SETTINGS["smoke"])
+    second, built_again = vae_for(other, ctx)
+    assert not built_again
+    assert artefact.stat().st_mtime_ns == mtime
+    for k, v in first["state_dict"].items():
+        assert torch.equal(v, second["state_dict"][k])
+    # a different seed gets its own VAE
+    _, built_seed1 = vae_for(Fig3Spec(experiment="fig3", seed=1, **PROFILE_SETTINGS["smoke"]), ctx)
+    assert built_seed1 and len(list((tmp_path / "artifacts").glob("vae_*.pt"))) == 2
+
+
+def test_smoke_fig3_end_to_end(tmp_path, mnist_root, capsys):
+    res, figs = tmp_path / "results", tmp_path / "figures"
+    argv = ["fig3", "--profile", "smoke", "--executor", "local", "--results-dir", str(res), "--figures-dir", str(figs),
+            "--data-root", str(mnist_root)]
+    assert main(argv) == 0
+    df = pd.read_csv(res / "smoke" / "fig3.csv")
+    assert df["run_key"].nunique() == 8  # 2 Lambda_2 x 3 losses + 2 linear ranges
+    assert len(list((res / ".cache" / "smoke" / "fig3" / "artifacts").glob("vae_*.pt"))) == 1  # one VAE for all runs
+    knn = df[df["metric"] == "knn_acc"]
+    assert len(knn) == 8 and knn["value"].between(0, 1).all()
+    assert knn["protocol"].str.contains("k=10").all() and knn["protocol"].str.contains("real MNIST test").all()
+    assert set(df.loc[df["metric"].str.startswith("r2_"), "protocol"]) == {"same-sample", "held-out"}
+    assert df.loc[df["metric"] == "r2_style", "value"].notna().all()  # style defined at Lambda_2 = 5 too
+    lam = df[df["metric"].str.startswith("lambda_hat/")]
+    assert lam["metric"].nunique() == 10
+    for name in ("fig3.png", "fig3.pdf", "fig3_vae.png", "fig3_training.png", "REPORT.md"):
+        assert (figs / "smoke" / name).stat().st_size > 0
+    assert "fig3" in (figs / "smoke" / "REPORT.md").read_text()
+    mtime = (res / "smoke" / "fig3.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0  # second run: every run cached
+    assert "finished" not in capsys.readouterr().out
+    assert (res / "smoke" / "fig3.csv").stat().st_mtime_ns == mtime
