@@ -6,3 +6,4 @@ from . import fig4  # noqa: F401
 from . import fig5  # noqa: F401
 from . import hardneg  # noqa: F401
 from . import ensemble  # noqa: F401
+from . import tables  # noqa: F401

@@ -1,0 +1,621 @@
+"""SimCLR-style training on images with InfoNCE or AnInfoNCE, and the
+evaluations of the tables (PAPER.md section 6, a reconstruction [recon]).
+
+One function, :func:`train_imagessl`, trains and evaluates one run of a
+:class:`ImageSSLSpec`. It runs in one process (the runner) or data-parallel
+under ``torchrun`` (``python -m torch.distributed.run --nproc_per_node N -m
+aninfonce.imagessl <experiment glob> ...``): a distributed sampler splits each
+epoch, the projections of every rank are gathered with their gradient so
+every anchor sees the negatives of the whole global batch, and rank 0 writes
+checkpoints and results.
+
+Evaluations, each named in its rows' ``protocol``:
+
+- linear probe top-1, offline: multinomial logistic regression (L-BFGS) on
+  frozen backbone features of un-augmented images; the backbone is asserted
+  frozen and bit-for-bit unchanged;
+- KNN top-1 (k stated) on cosine similarity of backbone features;
+- augmentation recovery: for each augmentation parameter of a view, a linear
+  model from that view's representation (backbone, projector) to the
+  parameter, fitted on half the views and scored on the other half: R^2 for
+  continuous parameters, accuracy for binary ones (with the majority-class rate);
+- the learned Lambda^ sorted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .data import images as D
+from .losses import Metric, contrastive_loss
+from .specs import RunSpec
+
+# name -> (Metric kind, fixed temperature). [recon] The paper's InfoNCE
+# temperature is unknown: the learned scalar (same start and optimiser as
+# AnInfoNCE's diagonal, so the two differ only in freedom) is the default
+# baseline, tau = 0.2 the usual SimCLR CIFAR choice.
+LOSSES: dict[str, tuple[str, float]] = {
+    "aninfonce": ("diag", 1.0),
+    "infonce-learned": ("scalar", 1.0),
+    "infonce-tau0.2": ("fixed", 0.2),
+}
+
+# mean / std per dataset for the input normalisation (uint8 -> float inside the model)
+NORMALISATION = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "mnist": ((0.1307,), (0.3081,)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSSLSpec(RunSpec):
+    dataset: str = "cifar10"  # cifar10 | imagenet | mnist
+    synthetic_files: bool = False  # smoke: tiny synthetic files in the real on-disk format, written into the run cache
+    arch: str = "resnet18-cifar"  # resnet18-cifar | resnet50 | smallcnn
+    loss: str = "aninfonce"
+    epochs: int = 1000
+    batch: int = 512  # global batch (pairs), split across ranks
+    lr: float = 0.03  # per 256 pairs: lr = lr * batch / 256  [third party quote of the paper: SimSiam recipe]
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 10.0
+    lr_metric: float = 1e-2  # Adam on theta of Lambda^ [recon]; the network uses SGD
+    lambda_init: float = 5.0  # Lambda^ starts at 1 / 0.2: every loss starts as SimCLR with tau = 0.2 [recon]
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+    width: int = 64  # smallcnn only
+    augment: str = "cifar10"  # a preset of data.images.AUGMENTS
+    image_size: int = 0  # 0 = the preset's size
+    train_limit: int = 0  # first n training images (0 = all)
+    steps_per_epoch_limit: int = 0  # 0 = a full pass
+    probe_train: int = 0  # images of the train split for the probe and KNN bank (0 = all)
+    probe_test: int = 0  # images of the test split scored (0 = all)
+    probe_iters: int = 100  # L-BFGS iterations of the offline linear probe
+    probe_l2: float = 1e-4
+    knn_k: int = 20
+    recovery_views: int = 10_000  # augmented test views for the recovery regressions (half fit, half score)
+    log_every: int = 50  # steps between loss rows
+    amp: bool = True  # bf16 autocast, on CUDA only
+    num_workers: int = -1  # data loader workers (-1 = up to 8, one core left free); changes no number
+
+    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ("num_workers",)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        if self.augment not in D.AUGMENTS:
+            raise ValueError(f"unknown augmentation preset {self.augment!r}; choose one of {sorted(D.AUGMENTS)}")
+
+    def augment_config(self) -> D.AugmentConfig:
+        return D.augment_config(self.augment, self.image_size or None)
+
+
+# ------------------------------------------------------------------ model
+
+
+def small_cnn(in_ch: int, width: int) -> tuple[nn.Module, int]:
+    """A small conv net for 28-32 px images: one conv at full resolution, then
+    three stages of (stride-2 conv, conv) with width, 2x, 4x channels; BN +
+    ReLU after each conv; global average pool. Feature dim 4 * width."""
+    def block(i: int, o: int, stride: int) -> list[nn.Module]:
+        return [nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+    w = width
+    layers = block(in_ch, w, 1)
+    for i, o in ((w, w), (w, 2 * w), (2 * w, 4 * w)):
+        layers += block(i, o, 2) + block(o, o, 1)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), 4 * w
+
+
+def make_backbone(arch: str, in_ch: int, width: int = 64) -> tuple[nn.Module, int]:
+    """(backbone without classifier, feature dim)."""
+    if arch == "resnet18-cifar":
+        # [recon, standard] the CIFAR stem: 3x3 stride-1 first conv, no max-pool
+        net = torchvision.models.resnet18()
+        net.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif arch == "resnet50":
+        net = torchvision.models.resnet50()
+        if in_ch != 3:
+            net.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
+    elif arch == "smallcnn":
+        return small_cnn(in_ch, width)
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; choose resnet18-cifar, resnet50 or smallcnn")
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, dim
+
+
+def _softplus_inv(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class SimCLRNet(nn.Module):
+    """Backbone -> projection MLP -> unit-norm projection, and the loss's Lambda^.
+    Takes uint8 images; the normalisation lives inside so data stay uint8 on the wire."""
+
+    def __init__(self, spec: ImageSSLSpec, in_ch: int, generator: torch.Generator):
+        super().__init__()
+        self.backbone, self.feat_dim = make_backbone(spec.arch, in_ch, spec.width)
+        self.projector = nn.Sequential(nn.Linear(self.feat_dim, spec.proj_hidden), nn.BatchNorm1d(spec.proj_hidden),
+                                       nn.ReLU(inplace=True), nn.Linear(spec.proj_hidden, spec.proj_dim))
+        kind, tau = LOSSES[spec.loss]
+        self.metric = Metric(spec.proj_dim, kind, tau, generator=generator)
+        if kind != "fixed":
+            with torch.no_grad():
+                self.metric.theta += _softplus_inv(spec.lambda_init)
+        mean, std = NORMALISATION[spec.dataset]
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.normalise(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return h, F.normalize(self.projector(h).float(), dim=1)
+
+
+def build_model(spec: ImageSSLSpec, in_ch: int) -> SimCLRNet:
+    torch.manual_seed(spec.seed + 1)  # torchvision initialisers use the global generator
+    return SimCLRNet(spec, in_ch, torch.Generator().manual_seed(spec.seed + 1))
+
+
+# ------------------------------------------------------------------ distributed
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums the incoming gradient over ranks
+    (every rank's loss depends on every rank's rows) and keeps this rank's slice.
+    Works with gloo and NCCL; needs the same row count on every rank."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rank, size = world()
+        parts = [torch.empty_like(x) for _ in range(size)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows, ctx.rank = x.shape[0], rank
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows, concatenated in rank order, differentiable: the backward
+    pass returns to each rank the summed gradient of its own rows."""
+    if world()[1] == 1:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
+def image_ssl_loss(model: nn.Module, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    """(An)InfoNCE on the global batch. Every rank computes the same loss on the
+    gathered projections; the gather's backward sums each rank's gradient over
+    ranks and DDP averages over ranks, which together give the gradient of
+    the global-batch loss."""
+    metric = model.module.metric if isinstance(model, nn.parallel.DistributedDataParallel) else model.metric
+    return contrastive_loss(gather_with_grad(za), gather_with_grad(zb), metric())
+
+
+# ------------------------------------------------------------------ data
+
+
+def load_sources(spec: ImageSSLSpec, ctx) -> tuple[D.ImageSource, D.ImageSource]:
+    """(train, test) sources. With ``synthetic_files`` the real-format files are
+    written into the run's artefact folder once (by rank 0) and read back by
+    the real loaders."""
+    root = ctx.data_root
+    if spec.synthetic_files:
+        root = Path(ctx.artifact_dir) / f"synthetic-{spec.dataset}"
+        marker = root / ".complete"
+        rank, size = world()
+        if rank == 0 and not marker.exists():
+            if spec.dataset == "cifar10":
+                D.write_cifar10_files(root, per_batch=max(8, spec.train_limit // 5 or 20), n_test=64, seed=spec.seed)
+            elif spec.dataset == "imagenet":
+                D.write_imagefolder_tree(root, n_classes=4, per_class=16, n_val=8, size=48, seed=spec.seed)
+            else:
+                raise ValueError(f"no synthetic files for {spec.dataset!r}")
+            marker.touch()
+        if size > 1:
+            dist.barrier()
+    if root is None:
+        raise D.DatasetMissing(spec.dataset, Path("."), "give --data-root or set $ANINFONCE_DATA")
+    train = D.load_dataset(spec.dataset, root, True, spec.synthetic_files).subset(spec.train_limit)
+    test = D.load_dataset(spec.dataset, root, False, spec.synthetic_files)
+    return train, test
+
+
+def _workers(spec: ImageSSLSpec, device: torch.device) -> int:
+    if spec.num_workers >= 0:
+        return spec.num_workers
+    return D.default_workers() if device.type == "cuda" else 0
+
+
+def _loader(ds, batch: int, workers: int, sampler=None, drop_last: bool = False, device: torch.device | None = None):
+    return torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, shuffle=False, drop_last=drop_last,
+                                       num_workers=workers, pin_memory=device is not None and device.type == "cuda",
+                                       persistent_workers=False)
+
+
+# ------------------------------------------------------------------ training
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    return f
+
+
+def _autocast(spec: ImageSSLSpec, device: torch.device):
+    if spec.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
+    """Train for ``spec.epochs`` epochs (checkpoint after each), then evaluate.
+    A killed run resumes from its last finished epoch and writes the same rows."""
+    device = ctx.device
+    rank, size = world()
+    if spec.batch % size:
+        raise ValueError(f"batch {spec.batch} does not split over {size} ranks")
+    train_src, test_src = load_sources(spec, ctx)
+    cfg = spec.augment_config()
+    model = build_model(spec, train_src.channels).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if size > 1:
+        if device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)  # SimCLR's global BN
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        model = net.module
+    ds = D.TwoViewDataset(train_src, cfg, spec.seed + 2)
+    sampler = torch.utils.data.distributed.DistributedSampler(ds, num_replicas=size, rank=rank, shuffle=True,
+                                                              seed=spec.seed + 2, drop_last=True)
+    local_batch = spec.batch // size
+    steps_per_epoch = len(sampler) // local_batch
+    if spec.steps_per_epoch_limit:
+        steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch_limit)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_src)} training images give no batch of {spec.batch}")
+    total = steps_per_epoch * spec.epochs
+    net_params = [p for n, p in model.named_parameters() if not n.startswith("metric.")]
+    sgd = torch.optim.SGD(net_params, lr=spec.lr * spec.batch / 256, momentum=spec.momentum,
+                          weight_decay=spec.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(sgd, _lr_lambda(total, round(spec.warmup_epochs * steps_per_epoch)))
+    metric_params = list(model.metric.parameters())
+    adam = torch.optim.Adam(metric_params, lr=spec.lr_metric) if metric_params else None
+
+    rows: list[dict[str, Any]] = []
+    start_epoch = 0
+    state = ctx.load_checkpoint()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        sgd.load_state_dict(state["sgd"])
+        sched.load_state_dict(state["sched"])
+        if adam is not None:
+            adam.load_state_dict(state["adam"])
+        rows, start_epoch = state["rows"], state["epoch"]
+    else:
+        rows += _lambda_rows(model, 0)
+    workers = _workers(spec, device)
+    t_train = time.perf_counter()
+    with ctx.progress(total=total, initial=start_epoch * steps_per_epoch) as bar:
+        for epoch in range(start_epoch, spec.epochs):
+            net.train()
+            ds.epoch = epoch
+            sampler.set_epoch(epoch)
+            loss_sum, since = torch.zeros((), device=device), 0
+            for i, (v1, v2, _, _, _) in enumerate(_loader(ds, local_batch, workers, sampler, True, device)):
+                if i >= steps_per_epoch:
+                    break
+                step = epoch * steps_per_epoch + i + 1
+                x = torch.cat([v1, v2]).to(device, non_blocking=True)
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with _autocast(spec, device):
+                    _, z = net(x)
+                loss = image_ssl_loss(net, z[:local_batch], z[local_batch:])
+                sgd.zero_grad(set_to_none=True)
+                if adam is not None:
+                    adam.zero_grad(set_to_none=True)
+                loss.backward()
+                sgd.step()
+                if adam is not None:
+                    adam.step()
+                sched.step()
+                loss_sum += loss.detach()
+                since += 1
+                if step % spec.log_every == 0 or i + 1 == steps_per_epoch:
+                    mean_loss = float(loss_sum) / since
+                    if not math.isfinite(mean_loss):
+                        from .synthetic import TrainingDiverged
+                        raise TrainingDiverged(f"{spec.label()} loss became {mean_loss} before step {step}")
+                    rows += [{"step": step, "metric": "loss_train", "value": mean_loss},
+                             {"step": step, "metric": "lr", "value": sched.get_last_lr()[0]}]
+                    loss_sum.zero_()
+                    since = 0
+                    bar.update(step - bar.n)
+                    bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
+            rows += _lambda_rows(model, (epoch + 1) * steps_per_epoch)
+            if epoch + 1 < spec.epochs and rank == 0:
+                ctx.save_checkpoint({"epoch": epoch + 1, "rows": rows, "model": model.state_dict(),
+                                     "sgd": sgd.state_dict(), "sched": sched.state_dict(),
+                                     **({"adam": adam.state_dict()} if adam is not None else {})})
+    train_seconds = time.perf_counter() - t_train
+    final = spec.epochs * steps_per_epoch
+    rows.append({"step": final, "metric": "train_pairs_per_second",
+                 "value": (spec.epochs - start_epoch) * steps_per_epoch * spec.batch / max(train_seconds, 1e-9)})
+    if rank == 0:
+        rows += [{"step": final, **r} for r in evaluate(spec, model, train_src, test_src, device)]
+    if size > 1:
+        dist.barrier()
+    return rows
+
+
+def _lambda_rows(model: SimCLRNet, step: int) -> list[dict[str, Any]]:
+    lam = torch.sort(model.metric().detach().float().cpu(), descending=True).values
+    return [{"step": step, "metric": f"lambda_hat_sorted/{i}", "value": float(v)} for i, v in enumerate(lam)]
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def protocols(spec: ImageSSLSpec) -> dict[str, str]:
+    """The protocol string of every evaluation; every number names one."""
+    return {
+        "linear": f"linear-probe:offline,frozen-backbone,no-aug,lbfgs-logreg,l2={spec.probe_l2:g},iters={spec.probe_iters}",
+        "knn": f"knn:k={spec.knn_k},cosine,majority-vote,backbone",
+        "recovery_backbone": "aug-recovery:backbone,ridgecv|logreg,fit-half/score-half",
+        "recovery_projector": "aug-recovery:projector(unit-norm),ridgecv|logreg,fit-half/score-half",
+    }
+
+
+def param_fingerprint(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@torch.no_grad()
+def embed(model: SimCLRNet, loader, device: torch.device):
+    """Backbone features, unit-norm projections and the batch's second item (labels or parameters)."""
+    model.eval()
+    hs, zs, others = [], [], []
+    for x, other in loader:
+        h = model.features(x.to(device))
+        hs.append(h.float().cpu())
+        zs.append(F.normalize(model.projector(h).float(), dim=1).cpu())
+        others.append(other)
+    return torch.cat(hs), torch.cat(zs), torch.cat(others)
+
+
+def offline_linear_probe(backbone_features: Callable[[Any], torch.Tensor], backbone: nn.Module,
+                         train: tuple[Any, torch.Tensor], test: tuple[Any, torch.Tensor], n_classes: int,
+                         iters: int = 100, l2: float = 1e-4) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Top-1 accuracy of a multinomial logistic regression (L-BFGS, L2) on
+    frozen backbone features, and the features. ``backbone_features(x)`` must
+    compute features of ``x`` with ``backbone``; the backbone is frozen (eval
+    mode, no gradients) before, and asserted bit-for-bit unchanged after."""
+    before = param_fingerprint(backbone)
+    backbone.eval()
+    backbone.requires_grad_(False)
+    assert not any(p.requires_grad for p in backbone.parameters()), "the probe must not train the backbone"
+    with torch.no_grad():
+        f_train = backbone_features(train[0]).float()
+        f_test = backbone_features(test[0]).float()
+    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
+    x_train, x_test = (f_train - mu) / sd, (f_test - mu) / sd
+    clf = nn.Linear(x_train.shape[1], n_classes)
+    nn.init.zeros_(clf.weight)
+    nn.init.zeros_(clf.bias)
+    opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-6, tolerance_change=1e-9)
+    y = train[1]
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(clf(x_train), y) + l2 * clf.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    after = param_fingerprint(backbone)
+    assert all(torch.equal(before[k], after[k]) for k in before), "the backbone changed during the linear probe"
+    assert not any(p.requires_grad for p in backbone.parameters()), "the backbone was unfrozen during the probe"
+    with torch.no_grad():
+        pred = clf(x_test).argmax(1)
+    return float((pred == test[1]).float().mean()), f_train, f_test
+
+
+def knn_top1(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor, k: int,
+             n_classes: int, chunk: int = 1024) -> float:
+    """Top-1 of a k-nearest-neighbour majority vote under cosine similarity
+    (ties go to the nearest neighbour's class)."""
+    bank = F.normalize(bank.float(), dim=1)
+    query = F.normalize(query.float(), dim=1)
+    k = min(k, len(bank))
+    correct = 0
+    for s in range(0, len(query), chunk):
+        sim = query[s:s + chunk] @ bank.T
+        top = sim.topk(k, dim=1).indices
+        votes = F.one_hot(bank_y[top], n_classes).float()
+        votes[:, 0] += 1e-3  # nearest neighbour breaks ties
+        pred = votes.sum(1).argmax(1)
+        correct += int((pred == query_y[s:s + chunk]).sum())
+    return correct / len(query)
+
+
+def recovery_scores(features: np.ndarray, targets: dict[str, np.ndarray], kinds: dict[str, str],
+                    seed: int = 0) -> dict[str, tuple[str, float, float | None]]:
+    """name -> (metric kind 'r2' / 'acc', score on the held-out half, majority
+    rate for binary targets). A linear model per parameter, fitted on the
+    first half of the views and scored on the second."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.metrics import r2_score
+    from sklearn.preprocessing import StandardScaler
+
+    n = len(features) // 2
+    scaler = StandardScaler().fit(features[:n])
+    x_fit, x_score = scaler.transform(features[:n]), scaler.transform(features[n:2 * n])
+    out: dict[str, tuple[str, float, float | None]] = {}
+    for name, y in targets.items():
+        y_fit, y_score = y[:n], y[n:2 * n]
+        if kinds[name] == "binary":
+            y_fit, y_score = y_fit.astype(int), y_score.astype(int)
+            majority = float(max(np.mean(y_score), 1 - np.mean(y_score)))
+            if len(np.unique(y_fit)) < 2:
+                out[name] = ("acc", majority, majority)
+                continue
+            clf = LogisticRegression(C=1.0, max_iter=2000).fit(x_fit, y_fit)
+            out[name] = ("acc", float(clf.score(x_score, y_score)), majority)
+        else:
+            if np.std(y_fit) == 0:
+                out[name] = ("r2", float("nan"), None)
+                continue
+            reg = RidgeCV(alphas=np.logspace(-2, 4, 7)).fit(x_fit, y_fit)
+            out[name] = ("r2", float(r2_score(y_score, reg.predict(x_score))), None)
+    return out
+
+
+def evaluate(spec: ImageSSLSpec, model: SimCLRNet, train_src: D.ImageSource, test_src: D.ImageSource,
+             device: torch.device) -> list[dict[str, Any]]:
+    cfg = spec.augment_config()
+    proto = protocols(spec)
+    workers = _workers(spec, device)
+    n_classes = int(max(train_src.labels.max(), test_src.labels.max())) + 1
+    bank_src, query_src = train_src.subset(spec.probe_train), test_src.subset(spec.probe_test)
+    eval_batch = 256
+    bank_x = _loader(D.EvalDataset(bank_src, cfg.size), eval_batch, workers, device=device)
+    query_x = _loader(D.EvalDataset(query_src, cfg.size), eval_batch, workers, device=device)
+    rows: list[dict[str, Any]] = []
+    acc, h_bank, h_query = offline_linear_probe(lambda loader: embed(model, loader, device)[0], model.backbone,
+                                                (bank_x, bank_src.labels), (query_x, query_src.labels),
+                                                n_classes, spec.probe_iters, spec.probe_l2)
+    rows.append({"metric": "linear_top1", "value": acc, "protocol": proto["linear"]})
+    knn = knn_top1(h_bank, bank_src.labels, h_query, query_src.labels, spec.knn_k, n_classes)
+    rows.append({"metric": "knn_top1", "value": knn, "protocol": proto["knn"]})
+
+    views = D.OneViewDataset(test_src, cfg, seed=spec.seed + 4, n=spec.recovery_views)
+    h_v, z_v, params = embed(model, _loader(views, eval_batch, workers, device=device), device)
+    targets = D.recovery_targets(params.numpy(), cfg)
+    kinds = cfg.targets()
+    for space, feats in (("backbone", h_v), ("projector", z_v)):
+        scores = recovery_scores(feats.double().numpy(), targets, kinds, seed=spec.seed)
+        p = proto[f"recovery_{space}"]
+        r2s = []
+        for name, (kind, score, majority) in scores.items():
+            rows.append({"metric": f"aug_{kind}/{name}", "value": score, "protocol": p})
+            if majority is not None:
+                rows.append({"metric": f"aug_majority/{name}", "value": majority, "protocol": p})
+            if kind == "r2" and math.isfinite(score):
+                r2s.append(score)
+        rows.append({"metric": "aug_r2_mean", "value": float(np.mean(r2s)), "protocol": p})
+    rows.append({"metric": "eval_images", "value": float(len(query_src)), "protocol": proto["linear"]})
+    return rows
+
+
+# ------------------------------------------------------------------ torchrun entry point
+
+
+class _RankContext:
+    """A non-zero rank's view of the run context: it reads the checkpoint rank 0
+    writes but never writes one."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self.device, self.data_root, self.artifact_dir = ctx.device, ctx.data_root, ctx.artifact_dir
+
+    def load_checkpoint(self):
+        return self._ctx.load_checkpoint()
+
+    def save_checkpoint(self, state) -> None:
+        pass
+
+    def cached(self, name, build):
+        return self._ctx.cached(name, build)
+
+    def progress(self, total: int, initial: int = 0):
+        return self._ctx.progress(total, initial)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Data-parallel execution of an experiment's image runs under torchrun.
+
+    Every rank plans the same runs; all train each run together; rank 0
+    appends the rows to the results CSV (through the runner) and drops the
+    checkpoint. Plot and report afterwards with ``reproduce.py --plot-only``."""
+    from . import runner
+    from .cli import data_root as resolve_data_root
+    from .registry import select
+
+    p = argparse.ArgumentParser(prog="torchrun ... -m aninfonce.imagessl")
+    p.add_argument("experiments", nargs="+")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent.parent / "results")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--backend", default=None, help="nccl on GPUs (default there), gloo on CPU")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(args.backend or ("nccl" if cuda else "gloo"))
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    rank = dist.get_rank()
+    try:
+        runs = runner.plan(select(args.experiments), args.profile, 1, args.results_dir)
+        for run in runs:
+            if run.status == "done":
+                continue
+            if rank == 0:
+                wall = runner.run_one(run, args.profile, device, args.results_dir, resolve_data_root(args.data_root),
+                                      show_progress=True)
+                print(f"{run.spec.label()} finished in {runner.format_seconds(wall)} on {dist.get_world_size()} ranks")
+            else:
+                ctx = runner.RunContext(device=device, checkpoint_path=run.checkpoint,
+                                        artifact_dir=runner.cache_dir(args.results_dir, args.profile) / run.experiment.id / "artifacts",
+                                        data_root=resolve_data_root(args.data_root), show_progress=False)
+                run.experiment.execute(run.spec, _RankContext(ctx))
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
