@@ -35,7 +35,22 @@ class Verdict:
 
 
 def load_all(experiments: list[Experiment], results_dir: Path, profile: str) -> dict[str, pd.DataFrame]:
-    return {e.id: results.load_experiment(results_dir, profile, e.id) for e in experiments}
+    """Each experiment's rows, restricted to runs of its current grid: rows of
+    a run whose spec is no longer in the registry (a changed grid or default)
+    are stale and would silently mix two protocols in one figure."""
+    frames = {}
+    for e in experiments:
+        df = results.load_experiment(results_dir, profile, e.id)
+        if not df.empty:
+            n_seeds = int(pd.to_numeric(df["seed"]).max()) + 1
+            current = {s.key for s in e.runs(profile, n_seeds)}
+            stale = ~df["run_key"].astype(str).isin(current)
+            if stale.any():
+                print(f"note: ignoring {df.loc[stale, 'run_key'].nunique()} stale run(s) in {e.id} "
+                      f"(spec no longer in the {profile} grid)")
+                df = df[~stale]
+        frames[e.id] = df
+    return frames
 
 
 def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str) -> list[Verdict]:
