@@ -32,12 +32,19 @@ def lambda_preset(kind: str, d: int, lam1: float = 5.0, lam2: float = 25.0) -> t
     raise ValueError(f"unknown Lambda preset {kind!r}; choose bimodal, linear or isotropic")
 
 
-def content_style_masks(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def content_style_masks(lam: torch.Tensor, kind: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Content = dims with the largest precision (they change least), style = the rest.
 
-    For an isotropic Lambda every dim is content and there is no style.
+    For the ``bimodal`` preset the split is by position: the half with the larger
+    precision is content (the first half on a tie), so at Lambda_2 = Lambda_1 (the isotropic
+    control of Figure 2A) both groups are still defined and comparable.
+    Otherwise, for an isotropic Lambda every dim is content and there is no style.
     """
-    content = lam >= lam.max() - 1e-9
+    if kind == "bimodal":
+        first_half = torch.arange(len(lam)) < len(lam) // 2
+        content = first_half if lam[0] >= lam[-1] else ~first_half
+    else:
+        content = lam >= lam.max() - 1e-9
     return content, ~content
 
 

@@ -104,7 +104,7 @@ def evaluate(spec: SyntheticSpec, m: dict[str, Any], eval_set: dict[str, torch.T
     MCC, Lambda^ per dim and the loss on a fixed batch of pairs."""
     encode = lambda x: m["encoder"](m["mixing"](x))  # noqa: E731
     lam_true = spec.true_lambda()
-    content, _ = content_style_masks(lam_true)
+    content, _ = content_style_masks(lam_true, spec.lambda_kind if spec.precision is None else None)
     content = content.numpy()
     fit_z, score_z = eval_set["fit_z"], eval_set["score_z"]
     fit_h, score_h = encode(fit_z).cpu().double().numpy(), encode(score_z).cpu().double().numpy()

@@ -9,6 +9,12 @@ def test_presets():
     assert lambda_preset("bimodal", 10, 5, 25).tolist() == [25.0] * 5 + [5.0] * 5
     assert torch.allclose(lambda_preset("linear", 10, 5, 25), torch.linspace(5, 25, 10))
     content, style = content_style_masks(lambda_preset("bimodal", 10, 5, 25))
+    # bimodal splits by position, so the isotropic control Lambda_2 = Lambda_1 keeps both groups
+    for lam2 in (25.0, 5.0):
+        c, _ = content_style_masks(lambda_preset("bimodal", 10, 5, lam2), "bimodal")
+        assert c.tolist() == [True] * 5 + [False] * 5
+    c, _ = content_style_masks(lambda_preset("bimodal", 10, 25, 5), "bimodal")
+    assert c.tolist() == [False] * 5 + [True] * 5
     assert content.tolist() == [True] * 5 + [False] * 5 and (style == ~content).all()
     with pytest.raises(ValueError):
         lambda_preset("cubic", 10)
