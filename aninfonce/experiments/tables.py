@@ -25,11 +25,11 @@ Three entries:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
@@ -265,8 +265,12 @@ def _lambda_figure(df: pd.DataFrame, out: Path, name: str, title: str) -> list[P
         axes[0].plot(v.index + 1, v.values, color=COLORS[loss], label=LABELS[loss], marker="." if len(v) < 40 else None)
     init = df["lambda_init"].astype(float).iloc[0] if "lambda_init" in df else float("nan")
     axes[0].axhline(init, color="gray", ls=":", lw=1, label=f"initial Λ̂ = {init:g} (τ = {1 / init:g})")
-    axes[0].set(yscale="log", xlabel="dimension of the projection (sorted by Λ̂)", ylabel="learned Λ̂",
+    axes[0].set(yscale="log", xlabel="dimension of the projection (sorted by Λ̂)", ylabel="learned Λ̂ (log scale)",
                 title="A  learned Λ̂, sorted (end of training)")
+    axes[0].yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    lo, hi = axes[0].get_ylim()
+    if hi / lo < 10:  # within one decade only minor ticks exist: label them
+        axes[0].yaxis.set_minor_formatter(mticker.FormatStrFormatter("%.3g"))
     axes[0].legend(fontsize=8)
     tr = df[df["metric"] == "loss_train"]
     for loss in [l for l in LOSSES if l in set(tr["loss"])]:
