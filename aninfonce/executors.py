@@ -7,8 +7,10 @@ or duplicate a row."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -23,18 +25,53 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _pool_job(exp_id: str, spec, status: str, csv: Path, ckpt: Path, profile: str, device: str,
-              results_dir: Path, data_root: Path | None) -> float:
-    """Runs in a worker: experiments hold closures (claims), so only the id and
-    the spec cross the process boundary and the entry is looked up again."""
-    from .registry import all_experiments
+def _pool_job(exp_id: str, execute: Callable | None, spec, status: str, csv: Path, ckpt: Path, profile: str,
+              device: str, results_dir: Path, data_root: Path | None) -> float:
+    """Runs in a worker process. ``run_one`` needs only the experiment's id and
+    its ``execute``; that function crosses the process boundary when it pickles
+    (a module-level function), otherwise (a closure) the entry is looked up
+    again in the worker's registry by id."""
+    if execute is None:
+        from .registry import all_experiments
 
-    run = PlannedRun(all_experiments()[exp_id], spec, status, csv, ckpt)
+        experiments = all_experiments()
+        if exp_id not in experiments:
+            raise ValueError(f"experiment {exp_id!r} is not registered in the worker process; register it in a "
+                             f"module that aninfonce.experiments imports, or use --executor local")
+        execute = experiments[exp_id].execute
+    run = PlannedRun(_Entry(exp_id, execute), spec, status, csv, ckpt)
     return run_one(run, profile, torch.device(device), results_dir, data_root, show_progress=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """The part of an Experiment that executing one run needs."""
+
+    id: str
+    execute: Callable
+
+
+def _picklable(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:  # pickle raises several types for closures and local objects
+        return False
+
+
+def _caught_job(*args) -> tuple[float | None, BaseException | None]:
+    """:func:`_pool_job` for submitit, which would wrap an error in its own
+    FailedJobError: return the error instead, so the caller re-raises it with
+    its type (the CLI prints known types as one sentence)."""
+    try:
+        return _pool_job(*args), None
+    except Exception as err:
+        return None, err if _picklable(err) else RuntimeError(f"{type(err).__name__}: {err}")
+
+
 def _job_args(run: PlannedRun) -> tuple:
-    return (run.experiment.id, run.spec, run.status, run.csv, run.checkpoint)
+    execute = run.experiment.execute
+    return (run.experiment.id, execute if _picklable(execute) else None, run.spec, run.status, run.csv, run.checkpoint)
 
 
 def default_jobs() -> int:
@@ -50,12 +87,40 @@ def run_pool(runs: list[PlannedRun], profile: str, device: torch.device, results
     if not todo:
         return
     ctx = mp.get_context("spawn")  # fork + torch threads is unsafe
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(1,)) as pool:
+    errors: list[BaseException] = []
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                                  initargs=(1,))
+    try:
         futures = {pool.submit(_pool_job, *_job_args(r), profile, str(device), results_dir, data_root): r for r in todo}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             run = futures[fut]
-            wall = fut.result()  # re-raises a worker's error here
+            try:
+                wall = fut.result()
+            except Exception as err:  # the other runs are independent: finish them, then report
+                errors.append(err)
+                log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED: {type(err).__name__}: {err}")
+                continue
             log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)} -> {run.csv}")
+    except BaseException:  # Ctrl-C: drop the queued runs; finished ones are saved, killed ones resume
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    _raise_first(errors, len(todo))
+
+
+def _raise_first(errors: list[BaseException], n: int) -> None:
+    """Re-raise the first worker error, type kept (the CLI prints known types as
+    one sentence), noting how many runs failed in all."""
+    if not errors:
+        return
+    first = errors[0]
+    if len(errors) > 1:
+        try:
+            first.args = (f"{first.args[0] if first.args else first} ({len(errors)} of {n} runs failed; "
+                          f"rerun to retry only those)",) + tuple(first.args[1:])
+        except Exception:  # an exception type with read-only args: raise it unchanged
+            pass
+    raise first
 
 
 def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path, data_root: Path | None,
@@ -72,11 +137,21 @@ def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device, result
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(timeout_min=24 * 60, **(slurm_params or {}))
     with executor.batch():
-        jobs = [executor.submit(_pool_job, *_job_args(r), profile, str(device), results_dir, data_root) for r in todo]
+        jobs = [executor.submit(_caught_job, *_job_args(r), profile, str(device), results_dir, data_root) for r in todo]
     log(f"submitted {len(jobs)} runs to {executor.cluster} (logs in {folder})")
+    errors: list[BaseException] = []
     for i, (job, run) in enumerate(zip(jobs, todo), 1):
-        wall = job.result()
+        try:
+            wall, err = job.result()
+        except Exception as crash:  # the job died (killed, out of memory, timeout): submitit's FailedJobError
+            wall, err = None, crash
+        if err is not None:
+            errors.append(err)
+            last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+            log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED (job {job.job_id}, log {job.paths.stderr}): {last[0]}")
+            continue
         log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)} (job {job.job_id})")
+    _raise_first(errors, len(todo))
 
 
 def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path,

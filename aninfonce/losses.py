@@ -74,7 +74,145 @@ def contrastive_loss(
     importance weights w_ik = softmax_k(beta * s_ik), held constant in the
     gradient (they play the role of a sampling distribution). beta = 0 gives
     w = 1/M, i.e. plain AnInfoNCE.
+
+    How it is computed (speed, not semantics): without the quirk, anchor r's
+    logits are row r of the one 2N x 2N similarity of h = [a; b] with the
+    diagonal masked, and a constant per row cancels in every softmax, so the
+    term -1/2 |h_r|^2_lam is dropped. For beta = 0 a fused autograd function
+    (:class:`_FusedInfoNCE`) keeps a single 2N x 2N buffer through forward and
+    backward; see ``benchmarks/`` for the speed-up over the three-block form,
+    which the quirk still uses (its rows mix two different anchors).
     """
+    if authors_quirk:
+        return _blockwise_loss(a, b, lam, hard_beta, authors_quirk=True)
+    h = torch.cat([a, b])
+    lam = lam.expand(h.shape[1])
+    if hard_beta == 0.0:
+        return _FusedInfoNCE.apply(h, lam)
+    return _hard_negative_loss(h, lam, hard_beta)
+
+
+def _column_shifted_similarity(h: torch.Tensor, lam: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """s(h_r, h_k) + 1/2 |h_r|^2_lam for all pairs, (2N, 2N), as one matrix
+    product [h diag(lam), 1] [h, -1/2 q]^T (q_k = |h_k|^2_lam), with the
+    diagonal set to the dtype's lowest value."""
+    hl = h * lam
+    left = torch.cat([hl, torch.ones_like(h[:, :1])], 1)
+    right = torch.cat([h, -0.5 * (hl * h).sum(1, keepdim=True)], 1)
+    s = torch.mm(left, right.T) if out is None else torch.mm(left, right.T, out=out)
+    s.diagonal().fill_(torch.finfo(h.dtype).min)
+    return s
+
+
+def _positive_index(n2: int, device: torch.device) -> torch.Tensor:
+    """Column of each row's positive in the 2N x 2N layout: a_i <-> b_i."""
+    n = n2 // 2
+    return torch.arange(n2, device=device).add_(n).remainder_(n2)
+
+
+# Reused 2N x 2N CPU buffers. A fresh 600 MB tensor (batch 6144) costs more in
+# page faults than the matrix product written into it; CUDA's caching
+# allocator already reuses memory, so only CPU buffers are pooled. A buffer is
+# out of the pool while a forward/backward holds it.
+_POOL: dict[tuple, list[torch.Tensor]] = {}
+_POOL_KEYS = 4
+
+
+def _take_buffer(n2: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if device.type != "cpu":
+        return torch.empty(n2, n2, dtype=dtype, device=device)
+    free = _POOL.get((n2, dtype, device), [])
+    return free.pop() if free else torch.empty(n2, n2, dtype=dtype, device=device)
+
+
+def _give_back(buf: torch.Tensor) -> None:
+    if buf.device.type != "cpu":
+        return
+    key = (len(buf), buf.dtype, buf.device)
+    if key not in _POOL and len(_POOL) >= _POOL_KEYS:
+        _POOL.clear()  # batch sizes keep changing: do not hoard memory
+    free = _POOL.setdefault(key, [])
+    if not free:
+        free.append(buf)
+
+
+class _FusedInfoNCE(torch.autograd.Function):
+    """Mean over rows r of  logsumexp_{k != r} S_rk - S_r,pos(r)  with
+    S = h diag(lam) h^T - 1/2 1 q^T,  q_k = |h_k|^2_lam.
+
+    Forward writes S into one (pooled) buffer and turns it into log-softmax
+    in place; backward turns that buffer into the softmax P in place and needs
+    only two products with it, because with G = (P - E) / 2N (E the one-hot
+    positives, an involution: pos(pos(r)) = r):
+      G h     = (P h - h[pos]) / 2N
+      G^T h   = (P^T h - h[pos]) / 2N,   column sums c = (P^T 1 - 1) / 2N
+      dL/dh   = lam * (G h + G^T h - c h)
+      dL/dlam = sum_r h_r * (G h)_r - 1/2 sum_k c_k h_k^2
+    (row sums of G are zero, which is why the dropped row constant has no
+    gradient either).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        n2 = len(h)
+        pos = _positive_index(n2, h.device)
+        logp = _column_shifted_similarity(h, lam, out=_take_buffer(n2, h.dtype, h.device))
+        torch.ops.aten._log_softmax.out(logp, 1, False, out=logp)  # in place: no second 2N x 2N buffer
+        loss = -logp.gather(1, pos[:, None]).mean()
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(h, lam, logp, pos)
+            ctx.consumed = False
+        else:
+            _give_back(logp)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if ctx.consumed:
+            raise RuntimeError("the fused InfoNCE backward reuses its buffer in place; it cannot run twice "
+                               "(retain_graph=True over this loss is not supported)")
+        ctx.consumed = True
+        h, lam, logp, pos = ctx.saved_tensors
+        p = logp.exp_()  # the softmax, in the same buffer
+        scale = grad / len(h)
+        hp = h[pos]
+        h1 = torch.cat([h, torch.ones_like(h[:, :1])], 1)
+        row = torch.mm(p, h).sub_(hp).mul_(scale)  # G h
+        col1 = torch.mm(h1.T, p).T  # P^T [h, 1], computed as a wide row-major product (faster than P^T h1)
+        _give_back(p)
+        colsum = col1[:, -1:].sub(1).mul_(scale)
+        col = col1[:, :-1].sub(hp).mul_(scale)  # G^T h
+        dh = dlam = None
+        if ctx.needs_input_grad[0]:
+            dh = (row + col - colsum * h) * lam
+        if ctx.needs_input_grad[1]:
+            dlam = (h * row).sum(0) - 0.5 * (colsum * h * h).sum(0)
+        return dh, dlam
+
+
+def _hard_negative_loss(h: torch.Tensor, lam: torch.Tensor, beta: float) -> torch.Tensor:
+    """The hard-negative form on the 2N x 2N similarity (plain autograd)."""
+    n2 = len(h)
+    s = _column_shifted_similarity(h, lam)
+    pos = _positive_index(n2, h.device)
+    rows = torch.arange(n2, device=h.device)
+    positive = s[rows, pos][:, None]
+    neg = s.index_put((rows, pos), torch.tensor(torch.finfo(h.dtype).min, dtype=h.dtype, device=h.device))
+    m = n2 - 2
+    log_w = torch.log_softmax(beta * neg, dim=1).detach()
+    log_neg = math.log(m) + torch.logsumexp(log_w + neg, dim=1, keepdim=True)
+    return (torch.logaddexp(positive, log_neg) - positive).mean()
+
+
+def _blockwise_loss(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lam: torch.Tensor,
+    hard_beta: float = 0.0,
+    authors_quirk: bool = False,
+) -> torch.Tensor:
+    """The loss from three N x N similarity blocks (the only form that can
+    express ``authors_quirk``); also the reference the fast paths are tested on."""
     n = len(a)
     s_ab = pairwise_similarity(a, b, lam)  # positives on the diagonal
     s_aa = pairwise_similarity(a, a, lam)

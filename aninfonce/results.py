@@ -40,7 +40,8 @@ def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=list(required))
     try:
-        df = pd.read_csv(path, low_memory=False)
+        # a run key is a hex string; an all-digit or 'NNNeNNN' key must not become a number
+        df = pd.read_csv(path, low_memory=False, dtype={"run_key": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise CorruptResults(f"results file {path} cannot be read ({type(err).__name__}); "
                              f"move it aside and rerun to regenerate it") from None

@@ -160,18 +160,13 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
         rows, start = state["rows"], state["step"]
     else:
         rows += _stamp(evaluate(spec, m, eval_set), 0, gt_loss, None)
+    _use_fused_adam(m["optimizer"])  # after loading: a loaded state brings back its own flags
     loss_sum = torch.zeros((), device=device)
     eval_steps = set(range(spec.eval_every, spec.steps + 1, spec.eval_every)) | {spec.steps}
     since = 0
     with ctx.progress(total=spec.steps, initial=start) as bar:
         for step in range(start + 1, spec.steps + 1):
-            z, zp = positive_pairs(spec, spec.batch, precision, m["data_gen"], device)
-            h = m["encoder"](m["mixing"](torch.cat([z, zp])))
-            loss = contrastive_loss(h[: spec.batch], h[spec.batch:], m["metric"](), spec.hard_beta, spec.authors_quirk)
-            m["optimizer"].zero_grad(set_to_none=True)
-            loss.backward()
-            m["optimizer"].step()
-            loss_sum += loss.detach()  # no host sync inside the loop
+            loss_sum += train_step(spec, m, precision)  # no host sync inside the loop
             since += 1
             if step in eval_steps:
                 train_loss = float(loss_sum) / since
@@ -188,6 +183,30 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
                         **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")},
                     })
     return rows
+
+
+def train_step(spec: SyntheticSpec, m: dict[str, Any], precision: torch.Tensor) -> torch.Tensor:
+    """One optimisation step on fresh pairs; returns the detached loss (no host
+    sync). The speed lives in contrastive_loss (one fused 2N x 2N similarity)
+    and in the fused Adam (:func:`_use_fused_adam`); ``benchmarks/`` times this
+    function against the plain step."""
+    z, zp = positive_pairs(spec, spec.batch, precision, m["data_gen"], precision.device)
+    h = m["encoder"](m["mixing"](torch.cat([z, zp])))
+    loss = contrastive_loss(h[: spec.batch], h[spec.batch:], m["metric"](), spec.hard_beta, spec.authors_quirk)
+    m["optimizer"].zero_grad(set_to_none=True)
+    loss.backward()
+    m["optimizer"].step()
+    return loss.detach()
+
+
+def _use_fused_adam(opt: torch.optim.Optimizer) -> None:
+    """Switch Adam to its fused kernel (one pass per parameter instead of a
+    dozen elementwise ops; on CPU about 10x faster, a fifth of the paper
+    encoder's step). Same update rule, equal up to float rounding."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if isinstance(opt, torch.optim.Adam) and params and all(p.device.type in ("cpu", "cuda") for p in params):
+        for g in opt.param_groups:
+            g["fused"], g["foreach"] = True, False
 
 
 def _stamp(rows: list[dict[str, Any]], step: int, gt_loss: float, train_loss: float | None) -> list[dict[str, Any]]:

@@ -102,3 +102,40 @@ def test_pairwise_similarity_is_minus_half_weighted_squared_distance():
     a, b, lam = torch.randn(4, 3, generator=g), torch.randn(5, 3, generator=g), torch.rand(3, generator=g)
     ref = -0.5 * (((a[:, None] - b[None]) ** 2) * lam).sum(-1)
     assert torch.allclose(pairwise_similarity(a, b, lam), ref, atol=1e-6)
+
+
+# ---------------------------------------------------------------- fast paths
+from aninfonce.losses import _blockwise_loss  # noqa: E402  the three-block form the fast paths replace
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.5])
+@pytest.mark.parametrize("lam_kind", ["diag", "scalar", "fixed"])
+def test_fast_paths_match_the_blockwise_form_in_value_and_gradient(beta, lam_kind):
+    g = torch.Generator().manual_seed(4)
+    n, d = 50, 7
+    a = unit(torch.randn(n, d, generator=g, dtype=torch.float64)).requires_grad_()
+    b = unit(a.detach() + 0.3 * torch.randn(n, d, generator=g, dtype=torch.float64)).requires_grad_()
+    theta = (torch.rand(d if lam_kind == "diag" else 1, generator=g, dtype=torch.float64) * 20 + 0.5)
+    theta.requires_grad_(lam_kind != "fixed")
+    lam = theta.expand(d)
+    inputs = (a, b, theta) if theta.requires_grad else (a, b)
+    fast = contrastive_loss(a, b, lam, hard_beta=beta)
+    ref = _blockwise_loss(a, b, lam, hard_beta=beta)
+    assert torch.allclose(fast, ref, rtol=1e-12, atol=1e-12)
+    for x, y in zip(torch.autograd.grad(fast, inputs), torch.autograd.grad(ref, inputs)):
+        assert torch.allclose(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_loss_float32_reuses_its_buffer_and_refuses_a_second_backward():
+    g = torch.Generator().manual_seed(5)
+    a, b = unit(torch.randn(300, 10, generator=g)), unit(torch.randn(300, 10, generator=g))
+    lam = torch.full((10,), 30.0, requires_grad=True)
+    ref = _blockwise_loss(a.double(), b.double(), lam.double())
+    for _ in range(3):  # buffer taken from and returned to the pool each time
+        with torch.no_grad():
+            assert torch.isclose(contrastive_loss(a, b, lam).double(), ref, rtol=1e-5)
+        loss = contrastive_loss(a, b, lam)
+        assert torch.isclose(loss.double(), ref, rtol=1e-5)
+        loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="cannot run twice"):
+        loss.backward()

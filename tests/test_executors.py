@@ -1,0 +1,150 @@
+"""Scale-out: the pool executor for real (parallel single-thread processes),
+the slurm executor through submitit's local executor, and concurrent appends
+to one results CSV."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from aninfonce import results
+from aninfonce.executors import run_pool, run_slurm
+from aninfonce.registry import Experiment
+from aninfonce.runner import execute, plan
+from aninfonce.specs import RunSpec
+from aninfonce.synthetic import SyntheticSpec, train_synthetic
+
+TINY = dict(batch=32, steps=30, eval_every=15, widths=(2, 2), eval_samples=256, mixing_draws=200)
+
+
+def _experiment(exp_id: str, specs: list[RunSpec], fn) -> Experiment:
+    return Experiment(id=exp_id, title="t", paper_ref="test", source="recon", runs=lambda profile, n: specs,
+                      execute=fn, plot=lambda df, out, profile: [])
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeSpec(RunSpec):
+    sleep: float = 0.0
+    fail: bool = False
+
+
+def probe(spec: ProbeSpec, ctx) -> list[dict]:
+    """Module-level, so it pickles by reference into pool and submitit workers."""
+    start = time.time()
+    time.sleep(spec.sleep)
+    if spec.fail:
+        raise ValueError(f"probe {spec.seed} failed on purpose")
+    info = {"pid": os.getpid(), "threads": torch.get_num_threads(), "start": start, "end": time.time()}
+    return [{"step": 0, "metric": k, "value": float(v)} for k, v in info.items()]
+
+
+def _per_run(csv: Path) -> pd.DataFrame:
+    df = results.load(csv)
+    return df.pivot_table(index="run_key", columns="metric", values="value")
+
+
+def _sorted_rows(csv: Path) -> pd.DataFrame:
+    cols = ["run_key", "step", "metric", "protocol", "value"]
+    return results.load(csv)[cols].sort_values(cols[:4]).reset_index(drop=True)
+
+
+def test_pool_parallel_single_thread_workers_same_numbers_as_local_and_errors_keep_their_type(tmp_path):
+    """One pool session (worker start-up is the slow part): four probes, one
+    of which fails, and two real synthetic runs."""
+    probes = [ProbeSpec(experiment="probe", seed=s, sleep=1.0, fail=(s == 3)) for s in range(4)]
+    synth = [SyntheticSpec(experiment="pooltest", loss=loss, seed=1, **TINY) for loss in ("aninfonce", "infonce-tau1")]
+    exps = [_experiment("probe", probes, probe), _experiment("pooltest", synth, train_synthetic)]
+    pooled, local = tmp_path / "pool", tmp_path / "local"
+    lines: list[str] = []
+    with pytest.raises(ValueError, match="failed on purpose"):
+        run_pool(plan(exps, "smoke", 1, pooled), "smoke", torch.device("cpu"), pooled, None, jobs=2, log=lines.append)
+    assert sum("FAILED" in line for line in lines) == 1 and sum("finished" in line for line in lines) == 5
+    # the other runs finished and were recorded, by single-thread worker processes working at the same time
+    df = _per_run(results.csv_path(pooled, "smoke", "probe"))
+    assert sorted(df.index) == sorted(s.key for s in probes[:3])
+    assert set(df["threads"]) == {1.0} and os.getpid() not in set(df["pid"])
+    spans = sorted(zip(df["start"], df["end"]))
+    assert df["pid"].nunique() == 2 and any(b0 < a1 for (a0, a1), (b0, b1) in zip(spans, spans[1:]))
+    # a rerun plans only the failed run
+    assert [r.spec.seed for r in plan(exps, "smoke", 1, pooled) if r.status != "done"] == [3]
+    # the workers' numbers are a local single-thread run's, bit for bit
+    torch.set_num_threads(1)
+    execute(plan(exps[1:], "smoke", 1, local), "smoke", torch.device("cpu"), local, show_progress=False,
+            log=lambda s: None)
+    pd.testing.assert_frame_equal(_sorted_rows(results.csv_path(local, "smoke", "pooltest")),
+                                  _sorted_rows(results.csv_path(pooled, "smoke", "pooltest")))
+
+
+def test_slurm_executor_through_submitit_local(tmp_path, monkeypatch):
+    # submitit's local jobs start a fresh interpreter: let it import this module, where `probe` lives
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                 os.environ.get("PYTHONPATH")])))
+    synth = [SyntheticSpec(experiment="slurmtest", seed=s, **TINY) for s in range(2)]
+    exps = [_experiment("slurmtest", synth, train_synthetic),
+            _experiment("probe", [ProbeSpec(experiment="probe", fail=True)], probe)]
+    folder = tmp_path / "submitit"
+    lines: list[str] = []
+    with pytest.raises(ValueError, match="failed on purpose"):  # the job's own error type, not FailedJobError
+        run_slurm(plan(exps, "smoke", 1, tmp_path), "smoke", torch.device("cpu"), tmp_path, None, log=lines.append,
+                  folder=folder, cluster="local")
+    assert "submitted 3 runs to local" in lines[0]
+    df = results.load(results.csv_path(tmp_path, "smoke", "slurmtest"))
+    assert sorted(df["run_key"].unique()) == sorted(s.key for s in synth)
+    n_jobs = len(list(folder.glob("*_submitted.pkl")))
+    assert n_jobs == 3
+    # the numbers of a local run (submitit's jobs keep torch's default thread count: equal to tolerance)
+    here = tmp_path / "here"
+    execute(plan(exps[:1], "smoke", 1, here), "smoke", torch.device("cpu"), here, show_progress=False,
+            log=lambda s: None)
+    a, b = _sorted_rows(results.csv_path(here, "smoke", "slurmtest")), _sorted_rows(results.csv_path(tmp_path, "smoke", "slurmtest"))
+    pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
+    assert b["value"].to_numpy() == pytest.approx(a["value"].to_numpy(), rel=1e-3, abs=1e-4, nan_ok=True)
+    # runs already cached are not submitted again: only the failed one is
+    again = plan(exps, "smoke", 1, tmp_path)
+    assert [r.spec.experiment for r in again if r.status != "done"] == ["probe"]
+    run_slurm(again[:2], "smoke", torch.device("cpu"), tmp_path, None, log=lines.append, folder=folder, cluster="local")
+    assert len(list(folder.glob("*_submitted.pkl"))) == n_jobs
+
+
+# ---------------------------------------------------------------- concurrent appends
+WRITERS, RUNS_EACH, ROWS_PER_RUN = 4, 6, 25
+
+
+def _writer(csv: str, writer: int, barrier) -> None:
+    barrier.wait()  # all writers start appending at the same moment
+    for r in range(RUNS_EACH):
+        key = f"{writer:02d}{r:010d}"  # all digits: must stay a string through the CSV
+        rows = [{"experiment": "conc", "run_key": key, "seed": writer, "step": i, "metric": "m", "value": float(i),
+                 "protocol": None, "writer": writer} for i in range(ROWS_PER_RUN)]
+        results.append_run(Path(csv), rows)
+    # every writer also rewrites one shared run: it must end up there once
+    results.append_run(Path(csv), [{"experiment": "conc", "run_key": "shared", "seed": 0, "step": i, "metric": "m",
+                                    "value": float(writer), "protocol": None} for i in range(ROWS_PER_RUN)])
+
+
+def test_concurrent_writers_lose_and_duplicate_no_row(tmp_path):
+    csv = tmp_path / "smoke" / "conc.csv"
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(WRITERS)
+    procs = [ctx.Process(target=_writer, args=(str(csv), w, barrier)) for w in range(WRITERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert all(p.exitcode == 0 for p in procs)
+    df = results.load(csv)
+    expected = {f"{w:02d}{r:010d}" for w in range(WRITERS) for r in range(RUNS_EACH)} | {"shared"}
+    assert set(df["run_key"]) == expected
+    assert len(df) == len(expected) * ROWS_PER_RUN
+    assert not df.duplicated(["run_key", "step"]).any()
+    shared = df[df["run_key"] == "shared"]
+    assert shared["value"].nunique() == 1  # one writer's version, whole
+    assert results.done_keys(csv) == expected
+    assert not list(csv.parent.glob(".*.tmp"))  # no temporary file left behind
