@@ -60,10 +60,12 @@ def data_root(arg: Path | None) -> Path:
 
 
 def cmd_list(exps) -> None:
-    print(f"{'id':<14} {'paper':<22} {'source':<7} {'smoke':>8} {'quick':>8} {'paper':>8}  title")
+    w_id = max(len(e.id) for e in exps) + 1
+    w_ref = max(len(e.paper_ref) for e in exps) + 1
+    print(f"{'id':<{w_id}} {'paper':<{w_ref}} {'source':<7} {'smoke':>8} {'quick':>8} {'paper':>8}  title")
     for e in exps:
         cost = [format_seconds(e.budget(p)) for p in PROFILES]
-        print(f"{e.id:<14} {e.paper_ref:<22} {e.source:<7} {cost[0]:>8} {cost[1]:>8} {cost[2]:>8}  {e.title}")
+        print(f"{e.id:<{w_id}} {e.paper_ref:<{w_ref}} {e.source:<7} {cost[0]:>8} {cost[1]:>8} {cost[2]:>8}  {e.title}")
     print("\ncost = estimated compute for one seed (quick: on 2 CPU cores; paper: on one GPU where the entry says so)")
 
 

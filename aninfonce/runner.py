@@ -132,7 +132,8 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
 
 
 def format_plan(runs: list[PlannedRun], profile: str) -> str:
-    lines = [f"{'experiment':<14} {'done':>5} {'resume':>6} {'new':>5}   est. compute left (profile {profile})"]
+    w = max([len("experiment")] + [len(r.experiment.id) for r in runs]) + 1
+    lines = [f"{'experiment':<{w}} {'done':>5} {'resume':>6} {'new':>5}   est. compute left (profile {profile})"]
     by_exp: dict[str, list[PlannedRun]] = {}
     for r in runs:
         by_exp.setdefault(r.experiment.id, []).append(r)
@@ -142,7 +143,7 @@ def format_plan(runs: list[PlannedRun], profile: str) -> str:
         per_run = rs[0].experiment.seconds_per_run.get(profile, math.nan)
         left = per_run * (count["new"] + count["resume"])
         total += 0 if math.isnan(left) else left
-        lines.append(f"{eid:<14} {count['done']:>5} {count['resume']:>6} {count['new']:>5}   {format_seconds(left)}")
+        lines.append(f"{eid:<{w}} {count['done']:>5} {count['resume']:>6} {count['new']:>5}   {format_seconds(left)}")
     lines.append(f"total compute left: {format_seconds(total)}")
     return "\n".join(lines)
 
