@@ -31,7 +31,7 @@ from .synthetic import (SyntheticSpec, TrainingDiverged, _stamp, _use_fused_adam
                         ground_truth_loss, make_eval_set, positive_pairs)
 
 # fields a batch must share: shapes, schedule, optimiser settings
-SHARED_FIELDS = ("d", "batch", "steps", "lr_f", "lr_metric", "widths", "eval_every", "eval_samples")
+SHARED_FIELDS = ("d", "batch", "steps", "lr_f", "lr_metric", "widths", "eval_every", "eval_samples", "fast")
 
 
 def batchable_groups(specs: list[SyntheticSpec]) -> list[list[SyntheticSpec]]:
@@ -105,7 +105,8 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
     if metric_params:
         groups_.append({"params": metric_params, "lr": ref.lr_metric})
     optimizer = torch.optim.Adam(groups_)
-    _use_fused_adam(optimizer)
+    if ref.fast:
+        _use_fused_adam(optimizer)
 
     n, r_count = ref.batch, len(specs)
     loss_sum = torch.zeros(r_count, device=device)
@@ -116,8 +117,8 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
                          for s, p, m in zip(specs, precisions, runs)])  # (R, 2N, d)
         h = encoder(mixing(x))
         h = h / h.norm(dim=2, keepdim=True)
-        losses = torch.stack([contrastive_loss(h[r, :n], h[r, n:], runs[r]["metric"](), s.hard_beta, s.authors_quirk)
-                              for r, s in enumerate(specs)])
+        losses = torch.stack([contrastive_loss(h[r, :n], h[r, n:], runs[r]["metric"](), s.hard_beta, s.authors_quirk,
+                                               fast=s.fast) for r, s in enumerate(specs)])
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         optimizer.step()

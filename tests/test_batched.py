@@ -1,6 +1,7 @@
 """Several synthetic runs as one batched model give each run's own rows."""
 
 import contextlib
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -29,13 +30,15 @@ class _Ctx:
         yield SimpleNamespace(n=initial, update=lambda k: None, set_postfix=lambda **k: None)
 
 
-def test_batched_runs_match_separate_runs():
+@pytest.mark.parametrize("fast", [False, True])
+def test_batched_runs_match_separate_runs(fast):
     specs = [
         SyntheticSpec(experiment="b", loss="aninfonce", lam2=25.0, seed=0, **TINY),
         SyntheticSpec(experiment="b", loss="infonce-learned", lam2=50.0, seed=1, **TINY),
         SyntheticSpec(experiment="b", loss="infonce-tau0.1", lambda_kind="linear", seed=2, **TINY),
         SyntheticSpec(experiment="b", loss="aninfonce", hard_beta=1.0, seed=3, **TINY),
     ]
+    specs = [dataclasses.replace(s, fast=fast) for s in specs]
     batched = train_synthetic_batched(specs)
     for spec, rows in zip(specs, batched):
         alone = train_synthetic(spec, _Ctx())

@@ -119,7 +119,7 @@ def test_fast_paths_match_the_blockwise_form_in_value_and_gradient(beta, lam_kin
     theta.requires_grad_(lam_kind != "fixed")
     lam = theta.expand(d)
     inputs = (a, b, theta) if theta.requires_grad else (a, b)
-    fast = contrastive_loss(a, b, lam, hard_beta=beta)
+    fast = contrastive_loss(a, b, lam, hard_beta=beta, fast=True)
     ref = _blockwise_loss(a, b, lam, hard_beta=beta)
     assert torch.allclose(fast, ref, rtol=1e-12, atol=1e-12)
     for x, y in zip(torch.autograd.grad(fast, inputs), torch.autograd.grad(ref, inputs)):
@@ -133,9 +133,20 @@ def test_fused_loss_float32_reuses_its_buffer_and_refuses_a_second_backward():
     ref = _blockwise_loss(a.double(), b.double(), lam.double())
     for _ in range(3):  # buffer taken from and returned to the pool each time
         with torch.no_grad():
-            assert torch.isclose(contrastive_loss(a, b, lam).double(), ref, rtol=1e-5)
-        loss = contrastive_loss(a, b, lam)
+            assert torch.isclose(contrastive_loss(a, b, lam, fast=True).double(), ref, rtol=1e-5)
+        loss = contrastive_loss(a, b, lam, fast=True)
         assert torch.isclose(loss.double(), ref, rtol=1e-5)
         loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="cannot run twice"):
         loss.backward()
+
+
+def test_default_is_the_three_block_form_bit_for_bit():
+    """Stored results were computed with it; the fast form is opt-in."""
+    g = torch.Generator().manual_seed(6)
+    a, b = unit(torch.randn(40, 10, generator=g)), unit(torch.randn(40, 10, generator=g))
+    lam = torch.rand(10, generator=g) * 20
+    for beta in (0.0, 2.0):
+        assert torch.equal(contrastive_loss(a, b, lam, hard_beta=beta), _blockwise_loss(a, b, lam, hard_beta=beta))
+    assert torch.equal(contrastive_loss(a, b, lam, authors_quirk=True, fast=True),
+                       _blockwise_loss(a, b, lam, authors_quirk=True))
