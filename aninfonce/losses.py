@@ -92,9 +92,12 @@ def contrastive_loss(
         return _blockwise_loss(a, b, lam, hard_beta, authors_quirk)
     h = torch.cat([a, b])
     lam = lam.expand(h.shape[1])
-    if hard_beta == 0.0:
-        return _FusedInfoNCE.apply(h, lam)
-    return _hard_negative_loss(h, lam, hard_beta)
+    if h.dtype in (torch.float16, torch.bfloat16):  # mixed precision: the softmax over 2N logits in float32
+        h, lam = h.float(), lam.float()
+    with torch.autocast(h.device.type, enabled=False):
+        if hard_beta == 0.0:
+            return _FusedInfoNCE.apply(h, lam)
+        return _hard_negative_loss(h, lam, hard_beta)
 
 
 def _column_shifted_similarity(h: torch.Tensor, lam: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -173,6 +176,11 @@ class _FusedInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        with torch.autocast(grad.device.type, enabled=False):
+            return _FusedInfoNCE._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad: torch.Tensor):
         if ctx.consumed:
             raise RuntimeError("the fused InfoNCE backward reuses its buffer in place; it cannot run twice "
                                "(retain_graph=True over this loss is not supported)")

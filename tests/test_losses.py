@@ -150,3 +150,16 @@ def test_default_is_the_three_block_form_bit_for_bit():
         assert torch.equal(contrastive_loss(a, b, lam, hard_beta=beta), _blockwise_loss(a, b, lam, hard_beta=beta))
     assert torch.equal(contrastive_loss(a, b, lam, authors_quirk=True, fast=True),
                        _blockwise_loss(a, b, lam, authors_quirk=True))
+
+
+def test_fast_loss_under_autocast_is_computed_in_float32():
+    g = torch.Generator().manual_seed(7)
+    a = unit(torch.randn(30, 10, generator=g)).requires_grad_()
+    b = unit(torch.randn(30, 10, generator=g))
+    lam = torch.full((10,), 5.0)
+    ref = contrastive_loss(a, b, lam, fast=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = contrastive_loss(a.bfloat16(), b.bfloat16(), lam, fast=True)
+    assert loss.dtype == torch.float32 and torch.isclose(loss, ref, rtol=2e-2)
+    loss.backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()
