@@ -30,10 +30,23 @@ def select(df: pd.DataFrame, **where) -> pd.DataFrame:
     return df
 
 
-def final_lambda_hat(df: pd.DataFrame, **where) -> np.ndarray:
-    """Learned Lambda^ per dim at the last step, averaged over seeds."""
-    sel = indexed_metric(final_step(select(df, **where)), "lambda_hat")
-    return sel.groupby("dim")["value"].mean().sort_index().to_numpy()
+def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.ndarray:
+    """Learned Lambda^ per encoder dim at the last step, averaged over seeds.
+
+    ``matched=True`` reorders it into latent-dim order through the Hungarian
+    matching rows (``match/i``) of the same step, so entry j is the Lambda^ of
+    the encoder dim that encodes latent j; NaN where no matching was logged.
+    """
+    last = final_step(select(df, **where))
+    lam = indexed_metric(last, "lambda_hat")
+    if not matched:
+        return lam.groupby("dim")["value"].mean().sort_index().to_numpy()
+    match = indexed_metric(last, "match")
+    if match.empty:
+        return np.full(lam["dim"].nunique(), np.nan)
+    pairs = lam.merge(match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}), on=["run_key", "dim"])
+    out = pairs.groupby(pairs["latent"].astype(int))["value"].mean().sort_index()
+    return out.reindex(range(lam["dim"].nunique())).to_numpy()
 
 
 def spearman(x, y) -> float:

@@ -35,8 +35,18 @@ def r2_by_group(r2: np.ndarray, content: np.ndarray) -> dict[str, float]:
 def mcc(features: np.ndarray, z: np.ndarray) -> float:
     """Mean absolute Pearson correlation after matching feature dims to latent
     dims one-to-one with the Hungarian algorithm [code]."""
+    return hungarian_match(features, z)[0]
+
+
+def hungarian_match(features: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
+    """MCC and the matching itself: ``match[i]`` is the latent dim paired with
+    feature dim i. An encoder identifies latents at best up to permutation, so
+    per-dim quantities of the encoder (its learned Lambda^) are compared with
+    the truth through this matching, never by position."""
     d = z.shape[1]
     corr = np.corrcoef(features.T, z.T)[: features.shape[1], features.shape[1]:]
     corr = np.nan_to_num(np.abs(corr))
     rows, cols = linear_sum_assignment(-corr)
-    return float(corr[rows, cols].sum() / d)
+    match = np.full(features.shape[1], -1)
+    match[rows] = cols
+    return float(corr[rows, cols].sum() / d), match

@@ -43,3 +43,14 @@ def test_r2_groups_and_held_out_protocol():
     h2 = np.c_[z2[:, :2], rng.normal(size=(1000, 2))]
     held = r2_per_dim(h, z, h2, z2)
     assert held[2:].mean() < r2[2:].mean()  # same-sample R^2 overfits noise features, held-out does not
+
+
+def test_hungarian_match_recovers_the_permutation():
+    from aninfonce.metrics import hungarian_match
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(2000, 5))
+    perm = np.array([2, 4, 0, 1, 3])
+    h = z[:, perm] * np.array([1, -1, 1, 1, -1])  # feature i encodes latent perm[i]
+    m, match = hungarian_match(h, z)
+    assert np.isclose(m, 1.0) and match.tolist() == perm.tolist()

@@ -51,7 +51,7 @@ from .. import claims as C
 from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
 from ..losses import Metric, contrastive_loss
-from ..metrics import HELD_OUT, SAME_SAMPLE, r2_by_group, r2_per_dim
+from ..metrics import HELD_OUT, SAME_SAMPLE, hungarian_match, r2_by_group, r2_per_dim
 from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
@@ -270,6 +270,10 @@ def evaluate(spec: Fig3Spec, m: dict[str, Any], ev: dict[str, torch.Tensor]) -> 
         r2 = r2_per_dim(fit_h, fit_u, h_s, u_s)
         rows += [{"metric": k, "value": v, "protocol": protocol} for k, v in r2_by_group(r2, content).items()]
         rows += [{"metric": f"r2/{i}", "value": float(v), "protocol": protocol} for i, v in enumerate(r2)]
+    # encoder dims match latent dims only up to permutation: log the Hungarian matching
+    mcc_value, match = hungarian_match(fit_h, fit_u)
+    rows.append({"metric": "mcc", "value": mcc_value, "protocol": SAME_SAMPLE})
+    rows += [{"metric": f"match/{i}", "value": float(j), "protocol": SAME_SAMPLE} for i, j in enumerate(match)]
     lam_hat = m["metric"]().cpu()
     rows += [{"metric": f"lambda_hat/{i}", "value": float(v)} for i, v in enumerate(lam_hat)]
     a, b = _encode(enc, ev["pair_x"]), _encode(enc, ev["pair_xp"])
@@ -434,7 +438,8 @@ def _knn_lower(loss: str):
 
 def _ordering(lo: float, hi: float):
     def check(df: pd.DataFrame) -> ClaimResult:
-        lam = C.final_lambda_hat(df, loss="aninfonce", lambda_kind="linear", lam1=lo, lam2=hi)
+        # through the Hungarian matching: entry j = Lambda^ of the encoder dim encoding latent j
+        lam = C.final_lambda_hat(df, matched=True, loss="aninfonce", lambda_kind="linear", lam1=lo, lam2=hi)
         if len(lam) == 0:
             return ClaimResult(False, "no Lambda^ rows")
         true = np.linspace(lo, hi, len(lam))
