@@ -10,6 +10,8 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
 import os
+import signal
+import sys
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,21 @@ EXECUTORS = ("local", "pool", "slurm")
 
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGTERM this worker when the main process dies,
+    so a killed `reproduce.py` leaves no orphan workers still training (and
+    writing rows of a grid that may have changed since)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 def _pool_job(exp_id: str, execute: Callable | None, spec, status: str, csv: Path, ckpt: Path, profile: str,
