@@ -114,6 +114,7 @@ def test_conditional_sampler(compare, n, impl):
 
 STEP_CONFIGS = {
     "quick b=256": dict(batch=256, widths=(10, 10, 10)),
+    "quick-widths b=1000": dict(batch=1000, widths=(10, 10, 10)),
     "paper b=1000": dict(batch=1000, widths=PAPER_ENCODER_WIDTHS),
     "paper-code b=6144": dict(batch=6144, widths=PAPER_ENCODER_WIDTHS),
 }
