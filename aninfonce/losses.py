@@ -165,7 +165,10 @@ class _FusedInfoNCE(torch.autograd.Function):
         n2 = len(h)
         pos = _positive_index(n2, h.device)
         logp = _column_shifted_similarity(h, lam, out=_take_buffer(n2, h.dtype, h.device))
-        torch.ops.aten._log_softmax.out(logp, 1, False, out=logp)  # in place: no second 2N x 2N buffer
+        if logp.device.type == "cpu":  # in place: no second 2N x 2N buffer (the CPU kernel reads a row before writing it)
+            torch.ops.aten._log_softmax.out(logp, 1, False, out=logp)
+        else:  # other kernels are not documented to allow aliasing; their caching allocators make a copy cheap
+            logp = torch.log_softmax(logp, 1)
         loss = -logp.gather(1, pos[:, None]).mean()
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(h, lam, logp, pos)
