@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -232,8 +233,16 @@ def test_torchrun_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "aninfonce.imagessl", "cifar10-table", "--profile", "smoke", "--device", "cpu",
            "--results-dir", str(tmp_path / "res"), "--data-root", str(tmp_path / "data")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # own process group: on a timeout the ranks are killed with the launcher, not orphaned
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
     df = pd.read_csv(tmp_path / "res" / "smoke" / "cifar10-table.csv")
     assert set(df["loss"]) == {"aninfonce", "infonce-learned"}
     assert (df["metric"] == "linear_top1").sum() == 2  # written once per run, by rank 0
