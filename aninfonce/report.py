@@ -142,6 +142,24 @@ def profile_timing(frames: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
+def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
+    """One line per run: what distinguishes it from the other runs of its
+    experiment, its wall time and steps/s."""
+    lines = ["| experiment | run | spec (fields that vary) | wall | steps/s | commit |", "|---|---|---|---|---|---|"]
+    skip = set(results.CORE_COLUMNS) | set(results.PROVENANCE_COLUMNS) | {"profile", "python"}
+    for eid, df in frames.items():
+        if df.empty:
+            continue
+        runs = df.drop_duplicates("run_key")
+        varying = [c for c in runs.columns if c not in skip and runs[c].astype(str).nunique() > 1]
+        for _, r in runs.iterrows():
+            desc = ", ".join(f"{c}={r[c]}" for c in varying) or "–"
+            sps = r.get("steps_per_second")
+            lines.append(f"| {eid} | `{r['run_key']}` | {desc} | {format_seconds(float(r['wall_seconds']))} | "
+                         f"{'–' if pd.isna(sps) else f'{float(sps):.1f}'} | {r.get('git_commit', '')} |")
+    return "\n".join(lines)
+
+
 def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
                  figures: dict[str, list[Path]], out: Path, profile: str) -> Path:
     parts = [
@@ -181,6 +199,8 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         mine = [v for v in verdicts if v.experiment == exp.id]
         if mine:
             parts += ["### Claims", "", verdict_table(mine), ""]
+    parts += ["## Every run", "", "Wall time and training speed of each run (from the CSVs' provenance columns).", "",
+              per_run_table(frames), ""]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))
