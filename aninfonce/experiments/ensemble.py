@@ -64,7 +64,7 @@ PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),  # [code] per term
     "quick": dict(
         batch=128,  # [recon] pairs per term; paper: 1000. The 4-term run draws 512 pairs per step
-        steps=12_000,  # [recon] as fig2 quick
+        steps=8000,  # [recon] fig2 quick: 12,000; shortened when the shared 2 cores were oversubscribed
         eval_every=2000,
         lr_f=1e-3, lr_metric=3e-2, widths=(10, 10, 10),  # [recon] as fig2 quick
     ),
@@ -206,6 +206,6 @@ register(Experiment(
           "of N pairs; p_k is the conditional of PAPER.md §2 with precision Λ_k. Design [recon]: d = 10; term k changes "
           "the dims whose 4-bit code has bit k set strongly (Λ = 5) and the rest weakly (Λ = 25); codes per dim 1100 "
           "1010 1001 0110 0101 0011 0000 1111 1000 0111, so each term splits the dims 5 / 5 and all four together tell "
-          "every dim apart. Runs: each term alone, t0 + t1, all four. Quick: 128 pairs per term per step, 12,000 "
+          "every dim apart. Runs: each term alone, t0 + t1, all four. Quick: 128 pairs per term per step, 8000 "
           "steps, lr and widths as fig2 quick [recon].",
 ))
