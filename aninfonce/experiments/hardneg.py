@@ -44,8 +44,8 @@ PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),  # [code]
     "quick": dict(
         batch=256,  # [recon] as fig2 quick
-        steps=8000,  # [recon] fig2 quick: 12,000 (R^2 0.99 / 0.98 at Lambda_2 = 25); shortened to fit the budget
-        eval_every=2000,
+        steps=6000,  # [recon] fig2 quick: 12,000 (R^2 0.99 / 0.98 at Lambda_2 = 25); shortened to fit the budget
+        eval_every=1500,
         lr_f=1e-3, lr_metric=3e-2, widths=(10, 10, 10),  # [recon] as fig2 quick
     ),
     "smoke": dict(batch=64, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
@@ -157,5 +157,5 @@ register(Experiment(
     notes="Formula [recon] (the paper's is not available): for anchor i, L_i = -log(exp(s_i+) / (exp(s_i+) + "
           "M Σ_k w_ik exp(s_ik))) with w_ik = softmax_k(β s_ik) held constant in the gradient, M = 2N - 2 negatives, "
           "s(a, b) = -½ (a-b)ᵀ diag(Λ̂) (a-b); β = 0 is AnInfoNCE. Setting: bimodal Λ 25 / 5, d = 10, as Figure 2 "
-          "[code]; β ∈ {0, 0.2, 0.5, 1} [recon]. Quick profile as fig2 quick but 8000 steps [recon].",
+          "[code]; β ∈ {0, 0.2, 0.5, 1} [recon]. Quick profile as fig2 quick but 6000 steps [recon].",
 ))
