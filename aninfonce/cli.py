@@ -121,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
             return 0
         device = resolve_device(args.device)
-        runs = plan(exps, args.profile, args.seeds, args.results_dir)
+        to_run = exps
+        if not args.experiments:  # "everything": skip entries whose data is absent, and say so
+            missing = {e.id: e.data_check(data_root(args.data_root), args.profile) for e in exps if e.data_check}
+            missing = {k: v for k, v in missing.items() if v}
+            for eid, why in missing.items():
+                print(f"skipping {eid}: {why}")
+            to_run = [e for e in exps if e.id not in missing]
+        runs = plan(to_run, args.profile, args.seeds, args.results_dir)
         print(format_plan(runs, args.profile))
         if args.dry_run:
             return 0

@@ -49,6 +49,8 @@ class Experiment:
     seconds_per_run: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: str = ""  # reconstructed choices, shown by --list and in the report
     reference: Callable[[pd.DataFrame], str] | None = None  # paper-vs-ours Markdown for the report
+    # (data root, profile) -> None if the data is there, else the one-sentence reason
+    data_check: Callable[[Path, str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

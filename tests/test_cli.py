@@ -159,3 +159,17 @@ def test_list_and_glob(capsys):
     assert main(["fig2-l*", "--list"]) == 0
     out = capsys.readouterr().out
     assert "fig2-linear" in out and "fig2 " not in out
+
+
+def test_everything_skips_entries_whose_data_is_absent(tmp_path, capsys):
+    """`python reproduce.py` on a machine without CIFAR10/ImageNet skips those
+    two with one line each; naming one explicitly is an error (exit 2)."""
+    args = ["--profile", "quick", "--dry-run", "--data-root", str(tmp_path / "nodata"),
+            "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "skipping cifar10-table: CIFAR10 not found in" in out and "skipping imagenet-table" in out
+    assert not re.search(r"^cifar10-table\s", out, re.M)
+    res = run_cli("cifar10-table", "--profile", "quick", "--executor", "local", "--data-root", str(tmp_path / "nodata"),
+                  "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f"))
+    assert res.returncode == 2 and "CIFAR10 not found in" in res.stderr and "Traceback" not in res.stderr
