@@ -153,6 +153,7 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     # A: the design, term x dim
     code = np.array([[int(c[k]) for c in CODES] for k in range(N_TERMS)])
     axes[0].imshow(code, cmap="Greys", vmin=-0.3, vmax=1.3, aspect="auto")
+    axes[0].grid(False)
     axes[0].set(xticks=range(D), yticks=range(N_TERMS), yticklabels=[f"term {k}" for k in range(N_TERMS)],
                 xlabel="latent dim", title=f"A  design: dark = changed strongly (Λ = {STRONG:g}), light = Λ = {WEAK:g}")
     # B: final MCC and R^2 per design
