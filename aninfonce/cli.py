@@ -70,6 +70,9 @@ def cmd_list(exps) -> None:
 
 
 def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
+    """Every figure and the whole report, whatever subset was run: the report
+    is one document per profile and must not shrink to the last glob."""
+    exps = list(all_experiments().values())
     frames = report.load_all(exps, args.results_dir, args.profile)
     out = args.figures_dir / args.profile
     figures = report.make_figures(exps, frames, out, args.profile)

@@ -173,3 +173,12 @@ def test_everything_skips_entries_whose_data_is_absent(tmp_path, capsys):
     res = run_cli("cifar10-table", "--profile", "quick", "--executor", "local", "--data-root", str(tmp_path / "nodata"),
                   "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f"))
     assert res.returncode == 2 and "CIFAR10 not found in" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_dataset_missing_survives_a_process_boundary():
+    import pickle
+
+    from aninfonce.data import DatasetMissing
+
+    err = pickle.loads(pickle.dumps(DatasetMissing("MNIST", Path("/nowhere"), "fix it")))
+    assert type(err) is DatasetMissing and str(err) == "MNIST not found in /nowhere: fix it"

@@ -11,6 +11,11 @@ class DatasetMissing(FileNotFoundError):
     """Raised with one sentence naming the folder searched and how to fix it."""
 
     def __init__(self, name: str, searched: Path, how: str = ""):
+        self._init_args = (name, searched, how)
         hint = how or (f"download it there (the run does this itself where the internet is reachable), "
                        f"or point --data-root / $ANINFONCE_DATA at a folder that holds it")
         super().__init__(f"{name} not found in {searched}: {hint}")
+
+    def __reduce__(self):
+        # rebuilt from its own arguments, so it crosses a process boundary (pool workers) intact
+        return (type(self), self._init_args)

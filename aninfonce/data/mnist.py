@@ -17,22 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import DatasetMissing as _DatasetMissing
-
-
-class DatasetMissing(_DatasetMissing):
-    """The shared DatasetMissing, made picklable: the pool executor re-raises a
-    worker's error in the parent, and the base class cannot be rebuilt from its
-    message alone. Same class name, so the CLI prints it as one line."""
-
-    def __reduce__(self):
-        return (_rebuild, (str(self),))
-
-
-def _rebuild(message: str) -> DatasetMissing:
-    err = DatasetMissing.__new__(DatasetMissing)
-    FileNotFoundError.__init__(err, message)
-    return err
+from . import DatasetMissing
 
 # [code] torchvision's MNIST resources; sizes and md5 of the uncompressed files
 FILES = {
