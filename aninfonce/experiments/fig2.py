@@ -156,13 +156,14 @@ LINEAR_CLAIMS = (
 def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     if df.empty:
         return no_data(out, "fig2", "no Figure 2 results yet")
-    df = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]
+    held = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]  # R^2 panels show held-out R^2
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    _panel_a(axes[0], df)
-    focus = C.select(df, lam2=FOCUS_LAMBDA2)
+    _panel_a(axes[0], held)
+    focus = C.select(held, lam2=FOCUS_LAMBDA2)
     _panel_b(axes[1], focus)
     _panel_c(axes[2], focus)
-    _panel_d(axes[3], focus[focus["loss"] == "aninfonce"], legend_loc="center right")
+    everything = C.select(df, lam2=FOCUS_LAMBDA2)  # panel D needs the matching rows (same-sample)
+    _panel_d(axes[3], everything[everything["loss"] == "aninfonce"], legend_loc="center right")
     fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)
     fig.tight_layout()
     return save(fig, out, "fig2")
@@ -237,9 +238,8 @@ def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     _panel_d(axes[0], df)
     axes[0].set_title("learned Λ̂, Λ linearly spaced 5..25")
-    held = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]
-    for name, style in (("mcc", "-"), ("r2_all", "--")):
-        sel = metric(held, name).groupby("step")["value"].mean()
+    for name, style in (("mcc", "-"), ("r2_all", "--")):  # MCC is same-sample [code]; R^2 held-out
+        sel = metric(df, name, None if name == "mcc" else HELD_OUT).groupby("step")["value"].mean()
         axes[1].plot(sel.index, sel.values, color=LOSS_COLORS["aninfonce"], ls=style, label="MCC" if name == "mcc" else "R² (all dims)")
     axes[1].set(xlabel="training step", ylim=(0, 1.02), title="identifiability (AnInfoNCE)")
     axes[1].legend()
