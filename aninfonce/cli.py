@@ -138,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs)
         verdicts, path = plot_and_report(exps, args)
+        n_pass = sum(v.passed is True for v in verdicts)
         n_fail = sum(v.passed is False for v in verdicts)
         print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
-              f"figures and report in {path.parent} ({len(verdicts) - n_fail}/{len(verdicts)} claims pass; "
-              f"details: {path})")
+              f"figures and report in {path.parent} (claims: {n_pass} pass, {n_fail} fail, "
+              f"{len(verdicts) - n_pass - n_fail} without data; details: {path})")
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
