@@ -50,3 +50,19 @@ def hungarian_match(features: np.ndarray, z: np.ndarray) -> tuple[float, np.ndar
     match = np.full(features.shape[1], -1)
     match[rows] = cols
     return float(corr[rows, cols].sum() / d), match
+
+
+def identifiability_rows(fit_h: np.ndarray, fit_z: np.ndarray, score_h: np.ndarray, score_z: np.ndarray,
+                         content: np.ndarray) -> list[dict]:
+    """CSV rows of one evaluation: R^2 by group and per dim under both
+    protocols (fit on ``fit_*``; score on the same sample or on ``score_*``),
+    then MCC and the Hungarian matching (``match/i`` = latent dim of feature i)."""
+    rows: list[dict] = []
+    for protocol, (h_s, z_s) in {SAME_SAMPLE: (fit_h, fit_z), HELD_OUT: (score_h, score_z)}.items():
+        r2 = r2_per_dim(fit_h, fit_z, h_s, z_s)
+        rows += [{"metric": k, "value": v, "protocol": protocol} for k, v in r2_by_group(r2, content).items()]
+        rows += [{"metric": f"r2/{i}", "value": float(v), "protocol": protocol} for i, v in enumerate(r2)]
+    mcc_value, match = hungarian_match(fit_h, fit_z)
+    rows.append({"metric": "mcc", "value": mcc_value, "protocol": SAME_SAMPLE})
+    rows += [{"metric": f"match/{i}", "value": float(j), "protocol": SAME_SAMPLE} for i, j in enumerate(match)]
+    return rows

@@ -14,7 +14,7 @@ import torch
 
 from .latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from .losses import Metric, contrastive_loss
-from .metrics import HELD_OUT, SAME_SAMPLE, hungarian_match, r2_by_group, r2_per_dim
+from .metrics import identifiability_rows
 from .nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from .specs import RunSpec
 
@@ -114,14 +114,7 @@ def evaluate(spec: SyntheticSpec, m: dict[str, Any], eval_set: dict[str, torch.T
     fit_z, score_z = eval_set["fit_z"], eval_set["score_z"]
     fit_h, score_h = encode(fit_z).cpu().double().numpy(), encode(score_z).cpu().double().numpy()
     fit_z, score_z = fit_z.cpu().double().numpy(), score_z.cpu().double().numpy()
-    rows: list[dict[str, Any]] = []
-    for protocol, (h_s, z_s) in {SAME_SAMPLE: (fit_h, fit_z), HELD_OUT: (score_h, score_z)}.items():
-        r2 = r2_per_dim(fit_h, fit_z, h_s, z_s)
-        rows += [{"metric": k, "value": v, "protocol": protocol} for k, v in r2_by_group(r2, content).items()]
-        rows += [{"metric": f"r2/{i}", "value": float(v), "protocol": protocol} for i, v in enumerate(r2)]
-    mcc_value, match = hungarian_match(fit_h, fit_z)
-    rows.append({"metric": "mcc", "value": mcc_value, "protocol": SAME_SAMPLE})
-    rows += [{"metric": f"match/{i}", "value": float(j), "protocol": SAME_SAMPLE} for i, j in enumerate(match)]
+    rows = identifiability_rows(fit_h, fit_z, score_h, score_z, content)
     lam_hat = m["metric"]().cpu()
     rows += [{"metric": f"lambda_hat/{i}", "value": float(v)} for i, v in enumerate(lam_hat)]
     a, b = encode(eval_set["pair_z"]), encode(eval_set["pair_zp"])

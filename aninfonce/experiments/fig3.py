@@ -50,7 +50,7 @@ from .. import claims as C
 from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
 from ..losses import Metric, contrastive_loss
-from ..metrics import HELD_OUT, SAME_SAMPLE, hungarian_match, r2_by_group, r2_per_dim
+from ..metrics import HELD_OUT, identifiability_rows
 from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
@@ -261,15 +261,8 @@ def evaluate(spec: Fig3Spec, m: dict[str, Any], ev: dict[str, torch.Tensor]) -> 
     fit_h, score_h = _encode(enc, ev["fit_x"]).cpu().double().numpy(), _encode(enc, ev["score_x"]).cpu().double().numpy()
     fit_u, score_u = ev["fit_u"].cpu().double().numpy(), ev["score_u"].cpu().double().numpy()
     content = spec.content_mask()
-    rows: list[dict[str, Any]] = []
-    for protocol, (h_s, u_s) in {SAME_SAMPLE: (fit_h, fit_u), HELD_OUT: (score_h, score_u)}.items():
-        r2 = r2_per_dim(fit_h, fit_u, h_s, u_s)
-        rows += [{"metric": k, "value": v, "protocol": protocol} for k, v in r2_by_group(r2, content).items()]
-        rows += [{"metric": f"r2/{i}", "value": float(v), "protocol": protocol} for i, v in enumerate(r2)]
-    # encoder dims match latent dims only up to permutation: log the Hungarian matching
-    mcc_value, match = hungarian_match(fit_h, fit_u)
-    rows.append({"metric": "mcc", "value": mcc_value, "protocol": SAME_SAMPLE})
-    rows += [{"metric": f"match/{i}", "value": float(j), "protocol": SAME_SAMPLE} for i, j in enumerate(match)]
+    # encoder dims match latent dims only up to permutation: the rows include the Hungarian matching
+    rows = identifiability_rows(fit_h, fit_u, score_h, score_u, content)
     lam_hat = m["metric"]().cpu()
     rows += [{"metric": f"lambda_hat/{i}", "value": float(v)} for i, v in enumerate(lam_hat)]
     a, b = _encode(enc, ev["pair_x"]), _encode(enc, ev["pair_xp"])
