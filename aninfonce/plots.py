@@ -70,3 +70,16 @@ def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
     ax.axis("off")
     ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
     return save(fig, out_dir, name)
+
+
+def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
+    """Final-step content (solid, circles) and style (dashed, squares) R^2
+    against column ``x``, mean +- std over seeds, one colour per loss."""
+    last = final_step(df)
+    for loss in losses:
+        for group in GROUP_STYLES:
+            sel = metric(last[last["loss"] == loss], group).groupby(x)["value"]
+            mean, std = sel.mean(), sel.std().fillna(0)
+            ax.errorbar(mean.index, mean.values, yerr=std.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group],
+                        marker="o" if group == "r2_content" else "s", ms=4, capsize=2)
+    ax.set_xscale("log")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import claims as C
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, save
+from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, r2_groups_against, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..synthetic import LOSSES, SyntheticSpec, train_synthetic
 
@@ -170,14 +170,7 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
 
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
-    last = final_step(df)
-    for loss in LOSSES:
-        for group in GROUP_STYLES:
-            sel = metric(last[last["loss"] == loss], group).groupby("lam2")["value"]
-            mean, std = sel.mean(), sel.std().fillna(0)
-            ax.errorbar(mean.index, mean.values, yerr=std.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group],
-                        marker="o" if group == "r2_content" else "s", ms=4, capsize=2)
-    ax.set_xscale("log")
+    r2_groups_against(ax, df, LOSSES)
     ax.set_xticks(LAMBDA2_SWEEP, [f"{v:g}" for v in LAMBDA2_SWEEP])
     ax.minorticks_off()
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),

@@ -51,7 +51,7 @@ from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
 from ..losses import Metric, contrastive_loss
 from ..metrics import HELD_OUT, identifiability_rows
-from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, save
+from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, r2_groups_against, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 from ..synthetic import LOSSES as ALL_LOSSES
@@ -482,14 +482,7 @@ def _legend(ax, loc: str = "lower left", groups: bool = True) -> None:
 
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
-    last = final_step(df)
-    for loss in LOSSES:
-        for group in GROUP_STYLES:
-            sel = metric(last[last["loss"] == loss], group).groupby("lam2")["value"]
-            mean, std = sel.mean(), sel.std().fillna(0)
-            ax.errorbar(mean.index, mean.values, yerr=std.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group],
-                        marker="o" if group == "r2_content" else "s", ms=4, capsize=2)
-    ax.set_xscale("log")
+    r2_groups_against(ax, df, LOSSES)
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² of VAE latents vs Λ2")
     _legend(ax)
