@@ -32,12 +32,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from . import synthetic
 from .losses import Metric, contrastive_loss
-from .synthetic import (LOSSES, SyntheticSpec, TrainingDiverged, build, evaluate, ground_truth_loss, make_eval_set,
+from .runner import train_loop
+from .synthetic import (LOSSES, SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
 
 
@@ -135,35 +135,21 @@ def train_ensemble(spec: EnsembleSpec, ctx) -> list[dict[str, Any]]:
     if fuse is not None:
         fuse(m["optimizer"])
     n = spec.batch
-    loss_sum = torch.zeros((), device=device)
-    eval_steps = set(range(spec.eval_every, spec.steps + 1, spec.eval_every)) | {spec.steps}
-    since = 0
-    with ctx.progress(total=spec.steps, initial=start) as bar:
-        for step in range(start + 1, spec.steps + 1):
-            views = []
-            for t, prec in zip(terms, precisions):
-                views += positive_pairs(t, n, prec, m["data_gen"], device)
-            h = m["encoder"](m["mixing"](torch.cat(views)))  # one pass for every term's pairs
-            pairs = [(h[2 * k * n: (2 * k + 1) * n], h[(2 * k + 1) * n: (2 * k + 2) * n]) for k in range(len(terms))]
-            loss = ensemble_loss(pairs, [metric() for metric in metrics], spec.hard_beta, spec.authors_quirk)
-            m["optimizer"].zero_grad(set_to_none=True)
-            loss.backward()
-            m["optimizer"].step()
-            loss_sum += loss.detach()
-            since += 1
-            if step in eval_steps:
-                train_loss = float(loss_sum) / since
-                if not np.isfinite(train_loss):
-                    raise TrainingDiverged(f"{spec.label()} loss became {train_loss} before step {step}")
-                rows += _evaluate_all(terms, m, metrics, eval_sets, gt_losses, step, train_loss)
-                loss_sum.zero_()
-                bar.update(step - bar.n)
-                bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
-                since = 0
-                if step < spec.steps:
-                    ctx.save_checkpoint({
-                        "step": step, "rows": rows, "data_gen": m["data_gen"].get_state(),
-                        "encoder": m["encoder"].state_dict(), "optimizer": m["optimizer"].state_dict(),
-                        "metrics": [metric.state_dict() for metric in metrics],
-                    })
-    return rows
+    def step() -> torch.Tensor:
+        views = []
+        for t, prec in zip(terms, precisions):
+            views += positive_pairs(t, n, prec, m["data_gen"], device)
+        h = m["encoder"](m["mixing"](torch.cat(views)))  # one pass for every term's pairs
+        pairs = [(h[2 * k * n: (2 * k + 1) * n], h[(2 * k + 1) * n: (2 * k + 2) * n]) for k in range(len(terms))]
+        loss = ensemble_loss(pairs, [metric() for metric in metrics], spec.hard_beta, spec.authors_quirk)
+        m["optimizer"].zero_grad(set_to_none=True)
+        loss.backward()
+        m["optimizer"].step()
+        return loss.detach()
+
+    return train_loop(
+        ctx, spec.label(), spec.steps, spec.eval_every, start, rows, step=step,
+        evaluate=lambda step, train_loss: _evaluate_all(terms, m, metrics, eval_sets, gt_losses, step, train_loss),
+        state=lambda: {"data_gen": m["data_gen"].get_state(), "encoder": m["encoder"].state_dict(),
+                       "optimizer": m["optimizer"].state_dict(), "metrics": [metric.state_dict() for metric in metrics]},
+    )

@@ -110,6 +110,40 @@ def _to_device(state: Any, device: torch.device) -> Any:
     return state
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train_loop(ctx: "RunContext", label: str, steps: int, eval_every: int, start: int, rows: list[dict[str, Any]],
+               step: Callable[[], torch.Tensor], evaluate: Callable[[int, float], list[dict[str, Any]]],
+               state: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The step loop every trainer shares. ``step()`` does one optimisation
+    step and returns the detached loss (summed on the device: no host sync per
+    step). Every ``eval_every`` steps and at the last one: check the mean loss
+    is finite, append ``evaluate(step, mean loss)``, and (before the last step)
+    checkpoint ``state()`` plus the step and the rows so far, so a killed run
+    resumes to exactly the rows an uninterrupted one writes."""
+    loss_sum = torch.zeros((), device=ctx.device)
+    eval_steps = set(range(eval_every, steps + 1, eval_every)) | {steps}
+    since = 0
+    with ctx.progress(total=steps, initial=start) as bar:
+        for i in range(start + 1, steps + 1):
+            loss_sum += step()
+            since += 1
+            if i in eval_steps:
+                train_loss = float(loss_sum) / since
+                if not math.isfinite(train_loss):
+                    raise TrainingDiverged(f"{label} loss became {train_loss} before step {i}")
+                rows += evaluate(i, train_loss)
+                loss_sum.zero_()
+                since = 0
+                bar.update(i - bar.n)
+                bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
+                if i < steps:
+                    ctx.save_checkpoint({"step": i, "rows": rows, **state()})
+    return rows
+
+
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
     experiment: Experiment

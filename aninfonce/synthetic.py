@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import torch
 
 from .latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from .losses import Metric, contrastive_loss
 from .metrics import identifiability_rows
+from .runner import TrainingDiverged, train_loop  # noqa: F401  (TrainingDiverged re-exported)
 from .nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from .specs import RunSpec
 
@@ -27,10 +27,6 @@ LOSSES: dict[str, tuple[str, float]] = {
     "infonce-tau1": ("fixed", 1.0),
     "infonce-tau0.1": ("fixed", 0.1),
 }
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,28 +158,13 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
         rows += _stamp(evaluate(spec, m, eval_set), 0, gt_loss, None)
     if spec.fast:
         _use_fused_adam(m["optimizer"])  # after loading: a loaded state brings back its own flags
-    loss_sum = torch.zeros((), device=device)
-    eval_steps = set(range(spec.eval_every, spec.steps + 1, spec.eval_every)) | {spec.steps}
-    since = 0
-    with ctx.progress(total=spec.steps, initial=start) as bar:
-        for step in range(start + 1, spec.steps + 1):
-            loss_sum += train_step(spec, m, precision)  # no host sync inside the loop
-            since += 1
-            if step in eval_steps:
-                train_loss = float(loss_sum) / since
-                if not np.isfinite(train_loss):
-                    raise TrainingDiverged(f"{spec.label()} loss became {train_loss} before step {step}")
-                rows += _stamp(evaluate(spec, m, eval_set), step, gt_loss, train_loss)
-                loss_sum.zero_()
-                bar.update(step - bar.n)
-                bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
-                since = 0
-                if step < spec.steps:
-                    ctx.save_checkpoint({
-                        "step": step, "rows": rows, "data_gen": m["data_gen"].get_state(),
-                        **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")},
-                    })
-    return rows
+    return train_loop(
+        ctx, spec.label(), spec.steps, spec.eval_every, start, rows,
+        step=lambda: train_step(spec, m, precision),
+        evaluate=lambda step, train_loss: _stamp(evaluate(spec, m, eval_set), step, gt_loss, train_loss),
+        state=lambda: {"data_gen": m["data_gen"].get_state(),
+                       **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")}},
+    )
 
 
 def train_step(spec: SyntheticSpec, m: dict[str, Any], precision: torch.Tensor) -> torch.Tensor:

@@ -55,7 +55,7 @@ from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 from ..synthetic import LOSSES as ALL_LOSSES
-from ..synthetic import TrainingDiverged
+from ..runner import train_loop
 from ..vae import VAEConfig, load_vae, tile, train_vae
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
@@ -328,32 +328,22 @@ def train_fig3(spec: Fig3Spec, ctx) -> list[dict[str, Any]]:
         rows, start = state["rows"], state["step"]
     else:
         rows += _stamp(evaluate(spec, m, ev), 0, gt_loss, None)
-    loss_sum = torch.zeros((), device=device)
-    eval_steps = set(range(spec.eval_every, spec.steps + 1, spec.eval_every)) | {spec.steps}
-    since = 0
-    with ctx.progress(total=spec.steps, initial=start) as bar:
-        for step in range(start + 1, spec.steps + 1):
-            u = sample_sphere(spec.batch, spec.d, m["data_gen"], device)
-            up = sample_positive(u, precision, m["data_gen"])
-            h = m["encoder"](g(torch.cat([u, up])))
-            loss = contrastive_loss(h[: spec.batch], h[spec.batch:], m["metric"]())
-            m["optimizer"].zero_grad(set_to_none=True)
-            loss.backward()
-            m["optimizer"].step()
-            loss_sum += loss.detach()
-            since += 1
-            if step in eval_steps:
-                train_loss = float(loss_sum) / since
-                if not np.isfinite(train_loss):
-                    raise TrainingDiverged(f"{spec.label()} loss became {train_loss} before step {step}")
-                rows += _stamp(evaluate(spec, m, ev), step, gt_loss, train_loss)
-                loss_sum.zero_()
-                since = 0
-                bar.update(step - bar.n)
-                bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
-                if step < spec.steps:
-                    ctx.save_checkpoint({"step": step, "rows": rows, "data_gen": m["data_gen"].get_state(),
-                                         **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")}})
+    def step() -> torch.Tensor:
+        u = sample_sphere(spec.batch, spec.d, m["data_gen"], device)
+        up = sample_positive(u, precision, m["data_gen"])
+        h = m["encoder"](g(torch.cat([u, up])))
+        loss = contrastive_loss(h[: spec.batch], h[spec.batch:], m["metric"]())
+        m["optimizer"].zero_grad(set_to_none=True)
+        loss.backward()
+        m["optimizer"].step()
+        return loss.detach()
+
+    rows = train_loop(
+        ctx, spec.label(), spec.steps, spec.eval_every, start, rows, step=step,
+        evaluate=lambda step, train_loss: _stamp(evaluate(spec, m, ev), step, gt_loss, train_loss),
+        state=lambda: {"data_gen": m["data_gen"].get_state(),
+                       **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")}},
+    )
     final = knn_rows(spec, m["encoder"], vae, _data_root(ctx), device)
     final += [{"metric": k, "value": v} for k, v in vae_obj["stats"].items()]
     ref = _artifact_ref(ctx, vae_name(spec))
