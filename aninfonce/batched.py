@@ -27,11 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from .losses import contrastive_loss
-from .synthetic import (SyntheticSpec, TrainingDiverged, _stamp, _use_fused_adam, build, evaluate,
-                        ground_truth_loss, make_eval_set, positive_pairs)
+from .speed import use_fused_adam
+from .synthetic import (SyntheticSpec, TrainingDiverged, _stamp, build, evaluate, ground_truth_loss, make_eval_set,
+                        positive_pairs)
 
 # fields a batch must share: shapes, schedule, optimiser settings
-SHARED_FIELDS = ("d", "batch", "steps", "lr_f", "lr_metric", "widths", "eval_every", "eval_samples", "fast")
+SHARED_FIELDS = ("d", "batch", "steps", "lr_f", "lr_metric", "widths", "eval_every", "eval_samples", "fast", "matmul",
+                 "compile")
 
 
 def batchable_groups(specs: list[SyntheticSpec]) -> list[list[SyntheticSpec]]:
@@ -91,6 +93,9 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
         raise ValueError(f"these runs cannot share a batch: they differ in one of {SHARED_FIELDS}; "
                          f"split them with batchable_groups()")
     ref = specs[0]
+    if ref.matmul != "ieee" or ref.compile != "off":
+        raise ValueError("batched training supports the fast flag only (matmul='ieee', compile='off'): "
+                         "its stacked layers are batched products of their own")
     runs = [build(s, device) for s in specs]
     precisions = [s.true_lambda().to(device) for s in specs]
     eval_sets = [make_eval_set(s, device) for s in specs]
@@ -106,7 +111,7 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
         groups_.append({"params": metric_params, "lr": ref.lr_metric})
     optimizer = torch.optim.Adam(groups_)
     if ref.fast:
-        _use_fused_adam(optimizer)
+        use_fused_adam(optimizer)
 
     n, r_count = ref.batch, len(specs)
     loss_sum = torch.zeros(r_count, device=device)

@@ -12,6 +12,7 @@ from . import report
 from .executors import EXECUTORS, run_all
 from .registry import PROFILES, UnknownExperiment, all_experiments, select
 from .runner import format_plan, format_seconds, plan, resolve_device
+from .speed import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "ANINFONCE_DATA"
@@ -31,6 +32,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--executor", default="pool", choices=EXECUTORS,
                    help="local = this process; pool = parallel single-thread processes (default); slurm = submitit")
     p.add_argument("--jobs", type=int, default=None, help="pool size (default: one per CPU core)")
+    p.add_argument("--speed", default="exact", choices=PRESETS,
+                   help="numerics of the synthetic runs: exact (default, the stored results) | fast (fused loss "
+                        "and Adam) | fast-lowp (+ bf16/TF32 encoder products) | fast-compile | fast-cudagraphs; "
+                        "non-exact presets keep results and figures under speed-<preset>/")
     p.add_argument("--results-dir", type=Path, default=ROOT / "results")
     p.add_argument("--figures-dir", type=Path, default=ROOT / "figures")
     p.add_argument("--data-root", type=Path, default=None,
@@ -48,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--seeds must be at least 1")
     if args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be at least 1")
+    if args.speed != "exact":  # other numerics: their own results, figures and report
+        args.results_dir = args.results_dir / f"speed-{args.speed}"
+        args.figures_dir = args.figures_dir / f"speed-{args.speed}"
     return args
 
 
@@ -69,26 +77,36 @@ def cmd_list(exps) -> None:
     print("\ncost = estimated compute for one seed (quick: on 2 CPU cores; paper: on one GPU where the entry says so)")
 
 
+def speed_scope(exps, args) -> list:
+    """The experiments a ``--speed`` preset changes (all of them for exact):
+    the others would only repeat the default runs under another folder."""
+    if args.speed == "exact":
+        return list(exps)
+    return [e for e in exps if [s.key for s in e.grid(args.profile, 1, args.speed)] != [s.key for s in e.runs(args.profile, 1)]]
+
+
 def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     """Every figure and the whole report, whatever subset was run: the report
-    is one document per profile and must not shrink to the last glob."""
-    exps = list(all_experiments().values())
-    frames = report.load_all(exps, args.results_dir, args.profile)
+    is one document per profile (and speed preset) and must not shrink to the
+    last glob."""
+    exps = speed_scope(all_experiments().values(), args)
+    frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
     figures = report.make_figures(exps, frames, out, args.profile)
     verdicts = report.evaluate_claims(exps, frames, args.profile)
-    path = report.write_report(exps, frames, verdicts, figures, out, args.profile)
+    path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed)
     return verdicts, path
 
 
 def cmd_check(exps, args) -> int:
-    frames = report.load_all(exps, args.results_dir, args.profile)
+    exps = speed_scope(exps, args)
+    frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     verdicts = report.evaluate_claims(exps, frames, args.profile)
     failed = False
     if verdicts:
         print(report.verdict_table(verdicts))
         failed |= any(v.passed is not True for v in verdicts)
-    if args.profile == "smoke":
+    if args.profile == "smoke" and args.speed == "exact":  # golden values pin the default numerics only
         problems = report.compare_golden(frames, report.golden_path(args.results_dir, "smoke"))
         if problems:
             print(f"\n{len(problems)} smoke value(s) differ from the golden file "
@@ -117,21 +135,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             return cmd_check(exps, args)
         if args.update_golden:
-            if args.profile != "smoke":
-                raise ValueError("golden values are kept for the smoke profile only; add --profile smoke")
+            if args.profile != "smoke" or args.speed != "exact":
+                raise ValueError("golden values are kept for the smoke profile with --speed exact only")
             frames = report.load_all(exps, args.results_dir, "smoke")
             n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
             return 0
         device = resolve_device(args.device)
-        to_run = exps
+        to_run = speed_scope(exps, args)
+        if len(to_run) < len(exps):
+            print(f"--speed {args.speed} changes only {', '.join(e.id for e in to_run) or 'no selected experiment'}; "
+                  f"not running {', '.join(e.id for e in exps if e not in to_run)} (their default results apply)")
         if not args.experiments:  # "everything": skip entries whose data is absent, and say so
-            missing = {e.id: e.data_check(data_root(args.data_root), args.profile) for e in exps if e.data_check}
+            missing = {e.id: e.data_check(data_root(args.data_root), args.profile) for e in to_run if e.data_check}
             missing = {k: v for k, v in missing.items() if v}
             for eid, why in missing.items():
                 print(f"skipping {eid}: {why}")
-            to_run = [e for e in exps if e.id not in missing]
-        runs = plan(to_run, args.profile, args.seeds, args.results_dir)
+            to_run = [e for e in to_run if e.id not in missing]
+        runs = plan(to_run, args.profile, args.seeds, args.results_dir, args.speed)
         print(format_plan(runs, args.profile))
         if args.dry_run:
             return 0

@@ -30,13 +30,13 @@ one term it is step for step :func:`aninfonce.synthetic.train_synthetic`
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 
-from . import synthetic
 from .losses import Metric, contrastive_loss
 from .runner import train_loop
+from .speed import use_fused_adam
 from .synthetic import (LOSSES, SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
 
@@ -50,12 +50,17 @@ class EnsembleSpec(SyntheticSpec):
     terms: tuple[tuple[float, ...], ...] = ()
     terms_used: str = ""
 
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()  # the plain loss and fused Adam only
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.terms:
             raise ValueError("an ensemble needs at least one term")
         if any(len(t) != self.d for t in self.terms):
             raise ValueError(f"every term's precision must have d = {self.d} entries")
+        if self.fast or self.matmul != "ieee" or self.compile != "off":
+            raise ValueError("an ensemble trains with the plain loss and fused Adam only "
+                             "(fast=False, matmul='ieee', compile='off')")
 
     def term_spec(self, k: int) -> "EnsembleSpec":
         """The spec seen by synthetic.py's helpers for term k: its precision is term k's."""
@@ -130,10 +135,8 @@ def train_ensemble(spec: EnsembleSpec, ctx) -> list[dict[str, Any]]:
         rows, start = state["rows"], state["step"]
     else:
         rows += _evaluate_all(terms, m, metrics, eval_sets, gt_losses, 0, None)
-    # whatever optimiser speed-up train_synthetic applies, apply it here too (same update rule)
-    fuse = getattr(synthetic, "_use_fused_adam", None)
-    if fuse is not None:
-        fuse(m["optimizer"])
+    # fused Adam always (the stored ensemble results were made with it): same update rule
+    use_fused_adam(m["optimizer"])
     n = spec.batch
     def step() -> torch.Tensor:
         views = []

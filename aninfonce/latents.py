@@ -8,6 +8,8 @@ resumable from a saved generator state.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # [code] the authors' rejection band: keep z + e only if | ||z + e|| - 1 | < 0.1
@@ -60,29 +62,57 @@ def sample_positive(
     generator: torch.Generator,
     band: float = REJECTION_BAND,
     oversample: int = 8,
+    adaptive: bool | None = None,
+    stats: dict | None = None,
 ) -> torch.Tensor:
     """Draw z+ given anchors z: z~ = z + e, e ~ N(0, diag(precision)^-1), keep
     only draws with | ||z~|| - 1 | < band, then project onto the sphere [code].
 
-    Rejection is vectorised over the batch: each round draws ``oversample``
-    candidates for every anchor still waiting and keeps the first accepted one.
-    Rounds repeat only for the few anchors with no accepted candidate.
+    Rejection is vectorised over the batch: each round draws ``k`` candidates
+    for every anchor still waiting and keeps the first accepted one; rounds
+    repeat for the anchors with none. Every round ends in one host sync (the
+    number still waiting), free on a CPU but a stall on a GPU, and with
+    acceptance rates of 3-15 % (Lambda_1 = 5 .. 200) k = 8 needs 6-30 rounds.
+
+    ``adaptive`` (default: on for non-CPU devices) sizes each later round from
+    the acceptance rate seen so far so that it finishes the waiting anchors
+    with probability 0.999: 2-3 rounds per call. It is the same exact rejection
+    sampler (iid candidates, first accepted kept) with another random stream,
+    so it stays off on CPU, where every stored result was drawn with k = 8.
+    ``stats``, if given, receives the number of rounds.
     """
+    if adaptive is None:
+        adaptive = z.device.type != "cpu"
     std = precision.to(z).rsqrt()
     out = torch.empty_like(z)
     waiting = torch.arange(len(z), device=z.device)
+    k, rounds = oversample, 0
     while len(waiting):
+        rounds += 1
+        n_wait = len(waiting)
         anchors = z[waiting]
-        noise = torch.randn(oversample, *anchors.shape, generator=generator, device=z.device) * std
-        cand = anchors.unsqueeze(0) + noise  # (oversample, n_waiting, d)
+        noise = torch.randn(k, *anchors.shape, generator=generator, device=z.device) * std
+        cand = anchors.unsqueeze(0) + noise  # (k, n_waiting, d)
         norm = cand.norm(dim=-1)
         ok = (norm - 1).abs() < band
-        # index of the first accepted candidate per anchor (oversample if none)
-        first = torch.where(ok, torch.arange(oversample, device=z.device)[:, None], oversample).min(0).values
-        got = first < oversample
-        idx = first.clamp(max=oversample - 1)
-        cols = torch.arange(len(waiting), device=z.device)
+        # index of the first accepted candidate per anchor (k if none)
+        first = torch.where(ok, torch.arange(k, device=z.device)[:, None], k).min(0).values
+        got = first < k
+        idx = first.clamp(max=k - 1)
+        cols = torch.arange(n_wait, device=z.device)
         chosen = cand[idx, cols] / norm[idx, cols, None]
         out[waiting[got]] = chosen[got]
         waiting = waiting[~got]
+        if adaptive and len(waiting):
+            k = _round_size(float(ok.float().mean()), len(waiting), z.shape[1])
+    if stats is not None:
+        stats["rounds"] = rounds
     return out
+
+
+def _round_size(accept: float, n_waiting: int, d: int, miss: float = 1e-3, max_elements: int = 1 << 24) -> int:
+    """Candidates per anchor so that all ``n_waiting`` anchors get one with
+    probability 1 - ``miss``, capped at ``max_elements`` floats per round."""
+    accept = min(max(accept, 1e-3), 0.999)
+    k = math.ceil(math.log(miss / n_waiting) / math.log1p(-accept))
+    return max(1, min(k, max_elements // (n_waiting * d) or 1))

@@ -56,6 +56,12 @@ class Experiment:
         if self.source not in SOURCES:
             raise ValueError(f"{self.id}: source must be one of {SOURCES}")
 
+    def grid(self, profile: str, n_seeds: int = 1, speed: str = "exact") -> list[RunSpec]:
+        """The runs of ``profile`` with a ``--speed`` preset applied (aninfonce.speed)."""
+        from .speed import apply
+
+        return [apply(s, speed) for s in self.runs(profile, n_seeds)]
+
     def budget(self, profile: str, n_seeds: int = 1) -> float:
         return self.seconds_per_run.get(profile, float("nan")) * len(self.runs(profile, n_seeds))
 

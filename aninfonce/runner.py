@@ -70,6 +70,10 @@ class RunContext:
     data_root: Path | None = None
     show_progress: bool = True
     label: str = ""
+    # filled by train_loop: optimisation steps run in this process and their time
+    # (evaluation and checkpoints excluded), for the steps_per_second column
+    train_steps: int = 0
+    train_seconds: float = 0.0
 
     def load_checkpoint(self) -> Any | None:
         if not self.checkpoint_path.exists():
@@ -127,11 +131,14 @@ def train_loop(ctx: "RunContext", label: str, steps: int, eval_every: int, start
     eval_steps = set(range(eval_every, steps + 1, eval_every)) | {steps}
     since = 0
     with ctx.progress(total=steps, initial=start) as bar:
+        t_train = time.perf_counter()
         for i in range(start + 1, steps + 1):
             loss_sum += step()
             since += 1
             if i in eval_steps:
-                train_loss = float(loss_sum) / since
+                train_loss = float(loss_sum) / since  # the host sync: the steps before it are done
+                ctx.train_steps += since
+                ctx.train_seconds += time.perf_counter() - t_train
                 if not math.isfinite(train_loss):
                     raise TrainingDiverged(f"{label} loss became {train_loss} before step {i}")
                 rows += evaluate(i, train_loss)
@@ -141,6 +148,7 @@ def train_loop(ctx: "RunContext", label: str, steps: int, eval_every: int, start
                 bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
                 if i < steps:
                     ctx.save_checkpoint({"step": i, "rows": rows, **state()})
+                t_train = time.perf_counter()
     return rows
 
 
@@ -153,12 +161,13 @@ class PlannedRun:
     checkpoint: Path
 
 
-def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir: Path) -> list[PlannedRun]:
+def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir: Path,
+         speed: str = "exact") -> list[PlannedRun]:
     out = []
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
         done = results.done_keys(csv)
-        for spec in exp.runs(profile, n_seeds):
+        for spec in exp.grid(profile, n_seeds, speed):
             ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"
             status = "done" if spec.key in done else "resume" if ckpt.exists() else "new"
             out.append(PlannedRun(exp, spec, status, csv, ckpt))
@@ -201,11 +210,13 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
     t0 = time.perf_counter()
     metric_rows = run.experiment.execute(run.spec, ctx)
     wall = time.perf_counter() - t0
+    # training steps per second of training time when the trainer used train_loop, else steps / wall
     steps = getattr(run.spec, "steps", None)
+    sps = ctx.train_steps / ctx.train_seconds if ctx.train_seconds > 0 else (steps / wall if steps else None)
     common = {
         "experiment": run.experiment.id, "run_key": run.spec.key, "profile": profile, **run.spec.columns(),
         **results.provenance(), "device": str(device), "wall_seconds": round(wall, 3),
-        "steps_per_second": round(steps / wall, 2) if steps else None,
+        "steps_per_second": round(sps, 2) if sps else None,
     }
     rows = [{**common, "protocol": None, **r} for r in metric_rows]
     results.append_run(run.csv, rows)

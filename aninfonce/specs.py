@@ -25,6 +25,8 @@ class RunSpec:
 
     # fields that change nothing about the numbers (kept out of the key)
     NOT_IN_KEY: ClassVar[tuple[str, ...]] = ()
+    # fields a ``--speed`` preset may set (aninfonce.speed); none by default
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def fields(self) -> dict[str, Any]:
         out = {}

@@ -7,10 +7,11 @@ hard-negative study: the spec says which Lambda, which loss, which sizes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from . import speed
 from .latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from .losses import Metric, contrastive_loss
 from .metrics import identifiability_rows
@@ -53,10 +54,17 @@ class SyntheticSpec(RunSpec):
     # beyond float tolerance (final R^2 by ~0.3 % in a quick fig2 run): off by
     # default so stored results stay reproducible bit for bit. See benchmarks/.
     fast: bool = False
+    # [speed] the encoder's matrix products in bf16 (CPU) / TF32 (CUDA): "ieee" | "reduced"
+    matmul: str = "ieee"
+    # [speed] torch.compile of the encoder in training: "off" | "on" | "cudagraphs"
+    compile: str = "off"
+
+    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("fast", "matmul", "compile")
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        speed.check(self.fast, self.matmul, self.compile)
 
     def true_lambda(self) -> torch.Tensor:
         if self.precision is not None:
@@ -88,6 +96,7 @@ def build(spec: SyntheticSpec, device: torch.device) -> dict[str, Any]:
     return {
         "mixing": mixing,
         "encoder": encoder,
+        "train_encoder": speed.compiled(encoder, spec.compile),  # the encoder itself unless compiled
         "metric": metric,
         "optimizer": torch.optim.Adam(params),
         "data_gen": _generator(spec.seed + 2, device),
@@ -157,7 +166,7 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
     else:
         rows += _stamp(evaluate(spec, m, eval_set), 0, gt_loss, None)
     if spec.fast:
-        _use_fused_adam(m["optimizer"])  # after loading: a loaded state brings back its own flags
+        speed.use_fused_adam(m["optimizer"])  # after loading: a loaded state brings back its own flags
     return train_loop(
         ctx, spec.label(), spec.steps, spec.eval_every, start, rows,
         step=lambda: train_step(spec, m, precision),
@@ -169,26 +178,17 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
 
 def train_step(spec: SyntheticSpec, m: dict[str, Any], precision: torch.Tensor) -> torch.Tensor:
     """One optimisation step on fresh pairs; returns the detached loss (no host
-    sync). With ``spec.fast`` the loss is the fused 2N x 2N form and Adam the
-    fused kernel (set by train_synthetic); ``benchmarks/`` times both."""
+    sync). The spec's speed fields (:mod:`aninfonce.speed`) pick the loss
+    form, the encoder's matmul precision and compilation; Adam is fused when
+    ``spec.fast`` (set by train_synthetic). ``benchmarks/`` times them."""
     z, zp = positive_pairs(spec, spec.batch, precision, m["data_gen"], precision.device)
-    h = m["encoder"](m["mixing"](torch.cat([z, zp])))
+    h = m["train_encoder"](m["mixing"](torch.cat([z, zp])), matmul=spec.matmul)
     loss = contrastive_loss(h[: spec.batch], h[spec.batch:], m["metric"](), spec.hard_beta, spec.authors_quirk,
                             fast=spec.fast)
     m["optimizer"].zero_grad(set_to_none=True)
     loss.backward()
     m["optimizer"].step()
     return loss.detach()
-
-
-def _use_fused_adam(opt: torch.optim.Optimizer) -> None:
-    """Switch Adam to its fused kernel (one pass per parameter instead of a
-    dozen elementwise ops; on CPU about 10x faster, a fifth of the paper
-    encoder's step). Same update rule, equal up to float rounding."""
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if isinstance(opt, torch.optim.Adam) and params and all(p.device.type in ("cpu", "cuda") for p in params):
-        for g in opt.param_groups:
-            g["fused"], g["foreach"] = True, False
 
 
 def _stamp(rows: list[dict[str, Any]], step: int, gt_loss: float, train_loss: float | None) -> list[dict[str, Any]]:

@@ -121,17 +121,22 @@ STEP_CONFIGS = {
 STEP_ROUNDS = {256: 30, 1000: 8, 6144: 3}
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+# fast-lowp: the fast path plus the encoder's products in bf16 (matmul="reduced"),
+# a numerics change (aninfonce/speed.py), timed beside the float32 paths
+STEP_IMPLS = {"plain": {}, "fast": dict(fast=True), "fast-lowp": dict(fast=True, matmul="reduced")}
+
+
+@pytest.mark.parametrize("impl", list(STEP_IMPLS))
 @pytest.mark.parametrize("config", list(STEP_CONFIGS))
 def test_synthetic_train_step(compare, config, impl):
-    spec = SyntheticSpec(experiment="bench", mixing_draws=500, fast=(impl == "fast"), **STEP_CONFIGS[config])
+    spec = SyntheticSpec(experiment="bench", mixing_draws=500, **STEP_IMPLS[impl], **STEP_CONFIGS[config])
     device = torch.device("cpu")
     m = build(spec, device)
     precision = spec.true_lambda().to(device)
-    if impl == "fast":
-        from aninfonce.synthetic import _use_fused_adam
+    if impl != "plain":
+        from aninfonce.speed import use_fused_adam
 
-        _use_fused_adam(m["optimizer"])  # as train_synthetic does
+        use_fused_adam(m["optimizer"])  # as train_synthetic does
         step = lambda: train_step(spec, m, precision)  # noqa: E731
     else:
         step = lambda: plain_step(spec, m, precision)  # noqa: E731

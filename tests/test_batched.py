@@ -1,12 +1,11 @@
 """Several synthetic runs as one batched model give each run's own rows."""
 
-import contextlib
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from aninfonce.runner import RunContext
 from aninfonce.batched import batchable_groups, train_synthetic_batched
 from aninfonce.synthetic import SyntheticSpec, train_synthetic
 
@@ -14,24 +13,8 @@ TINY = dict(batch=48, steps=40, eval_every=20, widths=(2, 2), eval_samples=256, 
             lr_metric=1e-2)
 
 
-class _Ctx:
-    """What train_synthetic needs of a RunContext, without files."""
-
-    device = torch.device("cpu")
-
-    def load_checkpoint(self):
-        return None
-
-    def save_checkpoint(self, state):
-        pass
-
-    @contextlib.contextmanager
-    def progress(self, total, initial=0):
-        yield SimpleNamespace(n=initial, update=lambda k: None, set_postfix=lambda **k: None)
-
-
 @pytest.mark.parametrize("fast", [False, True])
-def test_batched_runs_match_separate_runs(fast):
+def test_batched_runs_match_separate_runs(fast, tmp_path):
     specs = [
         SyntheticSpec(experiment="b", loss="aninfonce", lam2=25.0, seed=0, **TINY),
         SyntheticSpec(experiment="b", loss="infonce-learned", lam2=50.0, seed=1, **TINY),
@@ -41,7 +24,8 @@ def test_batched_runs_match_separate_runs(fast):
     specs = [dataclasses.replace(s, fast=fast) for s in specs]
     batched = train_synthetic_batched(specs)
     for spec, rows in zip(specs, batched):
-        alone = train_synthetic(spec, _Ctx())
+        ctx = RunContext(torch.device("cpu"), tmp_path / f"{spec.key}.pt", tmp_path, show_progress=False)
+        alone = train_synthetic(spec, ctx)
         assert [(r["step"], r["metric"], r.get("protocol")) for r in rows] == \
                [(r["step"], r["metric"], r.get("protocol")) for r in alone]
         got = [r["value"] for r in rows]

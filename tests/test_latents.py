@@ -103,3 +103,23 @@ def test_encoder_output_on_sphere_and_widths():
     assert sizes == [100, 500, 500, 500, 500, 100, 10]  # [code] d -> 10d -> 50d x4 -> 10d -> d
     h = enc(torch.randn(7, 10))
     assert torch.allclose(h.norm(dim=1), torch.ones(7), atol=1e-6)
+
+
+def test_adaptive_rejection_rounds_draw_the_same_conditional_in_few_rounds():
+    """The GPU default (adaptive round sizes) is the same exact sampler: the
+    same distribution of z.z+ per dimension group, in 2-4 rounds instead of
+    the fixed k = 8's many; the CPU default is unchanged (stored results)."""
+    g = torch.Generator().manual_seed(0)
+    z = sample_sphere(20000, 10, g)
+    lam = lambda_preset("bimodal", 10, 5.0, 25.0)
+    fixed, adaptive = {}, {}
+    zp_fixed = sample_positive(z, lam, torch.Generator().manual_seed(1), stats=fixed)
+    zp_adapt = sample_positive(z, lam, torch.Generator().manual_seed(1), adaptive=True, stats=adaptive)
+    assert torch.equal(zp_fixed, sample_positive(z, lam, torch.Generator().manual_seed(1)))  # CPU default
+    assert adaptive["rounds"] <= 4 < fixed["rounds"]
+    for part in (slice(0, 5), slice(5, 10)):  # content (Lambda = 25) and style (Lambda = 5) dims
+        d_fixed = (zp_fixed[:, part] - z[:, part]).pow(2).sum(1)
+        d_adapt = (zp_adapt[:, part] - z[:, part]).pow(2).sum(1)
+        se = (d_fixed.var() / len(z)).sqrt() * 2 ** 0.5
+        assert abs(d_fixed.mean() - d_adapt.mean()) < 4 * se
+    assert torch.allclose(zp_adapt.norm(dim=1), torch.ones(len(z)))

@@ -174,8 +174,9 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows():
 
     from aninfonce.synthetic import SyntheticSpec, train_synthetic
 
-    class Ctx:
+    class Ctx:  # keeps every checkpoint, to resume from the first one
         device = torch.device("cpu")
+        train_steps, train_seconds = 0, 0.0
 
         def __init__(self, state=None):
             self.state, self.saved = state, []
