@@ -133,3 +133,22 @@ def test_steps_per_second_counts_training_time_only(tmp_path):
     wall = time.perf_counter() - t0
     assert ctx.train_steps == 20
     assert ctx.train_seconds < 0.1 < wall
+
+
+def test_gpu_step_script_runs_on_cpu(tmp_path):
+    """benchmarks/gpu_synthetic_step.py is the prepared GPU check: it must not
+    rot between GPU sessions."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_synthetic_step.py"
+    spec = importlib.util.spec_from_file_location("gpu_synthetic_step", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "step.json"
+    assert mod.main(["--tiny", "--device", "cpu", "--presets", "exact,fast", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["preset"] for r in rows if "preset" in r} == {"exact", "fast"}
+    assert all(r["seconds_per_step"] > 0 for r in rows if "preset" in r)
+    assert {r["sampler"] for r in rows if "sampler" in r} == {"fixed k=8", "adaptive rounds"}
