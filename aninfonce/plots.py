@@ -83,3 +83,40 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
             ax.errorbar(mean.index, mean.values, yerr=std.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group],
                         marker="o" if group == "r2_content" else "s", ms=4, capsize=2)
     ax.set_xscale("log")
+
+
+def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Learned Lambda^ over training, one column per *latent* dim, mean over
+    runs: each run's encoder dims are mapped to latents by that run's own
+    final Hungarian matching (``match/i`` rows), so seeds whose encoders
+    permute the latents differently are averaged correctly. Returns the
+    traces and whether a matching was used (False: position = latent, for
+    runs that logged no matching)."""
+    lam = indexed_metric(df, "lambda_hat")
+    if lam.empty:
+        return pd.DataFrame(), False
+    match = indexed_metric(final_step(df), "match")
+    if match.empty:
+        return lam.groupby(["dim", "step"])["value"].mean().unstack(0), False
+    latent = match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}).drop_duplicates(["run_key", "dim"])
+    lam = lam.merge(latent, on=["run_key", "dim"], how="left")
+    lam["latent"] = lam["latent"].fillna(lam["dim"]).astype(int)
+    return lam.groupby(["latent", "step"])["value"].mean().unstack(0), True
+
+
+def plot_lambda_traces(ax, df: pd.DataFrame, true, legend_loc: str = "best") -> None:
+    """Learned Lambda^ (solid) in latent order and the true Lambda (dashed),
+    one colour per latent dim [caption of Figures 2D / 3C-D]."""
+    traces, matched = lambda_traces_by_latent(df)
+    if traces.empty:
+        ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
+        return
+    colors = plt.cm.viridis([0.9 * j / max(len(true) - 1, 1) for j in range(len(true))])
+    for j in traces.columns:
+        ax.plot(traces.index, traces[j], color=colors[j], lw=1.5)
+    for j, t in enumerate(true):
+        ax.axhline(t, color=colors[j], ls="--", lw=1)
+    ax.plot([], [], "k-", label="learned Λ̂_i")
+    ax.plot([], [], "k--", label="true Λ_i")
+    ax.legend(loc=legend_loc, fontsize=8, title="colour: matched latent dim" if matched else "colour: dim (no matching logged)",
+              title_fontsize=7)

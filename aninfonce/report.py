@@ -130,24 +130,32 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path) -> list[str]:
 
 # ---------------------------------------------------------------- report
 def profile_timing(frames: dict[str, pd.DataFrame]) -> str:
-    lines = ["| experiment | runs | total wall time | median steps/s | device |", "|---|---|---|---|---|"]
+    lines = ["| experiment | runs | total wall time | median steps/s (wall) | median steps/s (training) | device |",
+             "|---|---|---|---|---|---|"]
     for eid, df in frames.items():
         if df.empty:
             continue
         per_run = df.drop_duplicates("run_key")
-        sps = per_run["steps_per_second"].dropna() if "steps_per_second" in per_run else pd.Series(dtype=float)
+        medians = [_median(per_run, c) for c in ("steps_per_second", "train_steps_per_second")]
         lines.append(f"| {eid} | {len(per_run)} | {format_seconds(float(per_run['wall_seconds'].sum()))} | "
-                     f"{sps.median():.1f} | {', '.join(sorted(per_run['device'].astype(str).unique()))} |"
-                     if len(sps) else
-                     f"| {eid} | {len(per_run)} | {format_seconds(float(per_run['wall_seconds'].sum()))} | – | "
-                     f"{', '.join(sorted(per_run['device'].astype(str).unique()))} |")
+                     f"{' | '.join(medians)} | {', '.join(sorted(per_run['device'].astype(str).unique()))} |")
     return "\n".join(lines)
+
+
+def _median(df: pd.DataFrame, column: str) -> str:
+    values = pd.to_numeric(df[column], errors="coerce").dropna() if column in df else pd.Series(dtype=float)
+    return f"{values.median():.1f}" if len(values) else "–"
+
+
+def _number(value) -> str:
+    return "–" if value is None or pd.isna(value) else f"{float(value):.1f}"
 
 
 def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
     """One line per run: what distinguishes it from the other runs of its
     experiment, its wall time and steps/s."""
-    lines = ["| experiment | run | spec (fields that vary) | wall | steps/s | commit |", "|---|---|---|---|---|---|"]
+    lines = ["| experiment | run | spec (fields that vary) | wall | steps/s (wall) | steps/s (training) | commit |",
+             "|---|---|---|---|---|---|---|"]
     skip = set(results.CORE_COLUMNS) | set(results.PROVENANCE_COLUMNS) | {"profile", "python"}
     for eid, df in frames.items():
         if df.empty:
@@ -156,9 +164,9 @@ def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
         varying = [c for c in runs.columns if c not in skip and runs[c].astype(str).nunique() > 1]
         for _, r in runs.iterrows():
             desc = ", ".join(f"{c}={r[c]}" for c in varying) or "–"
-            sps = r.get("steps_per_second")
             lines.append(f"| {eid} | `{r['run_key']}` | {desc} | {format_seconds(float(r['wall_seconds']))} | "
-                         f"{'–' if pd.isna(sps) else f'{float(sps):.1f}'} | {r.get('git_commit', '')} |")
+                         f"{_number(r.get('steps_per_second'))} | {_number(r.get('train_steps_per_second'))} | "
+                         f"{r.get('git_commit', '')} |")
     return "\n".join(lines)
 
 
@@ -207,8 +215,9 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         mine = [v for v in verdicts if v.experiment == exp.id]
         if mine:
             parts += ["### Claims", "", verdict_table(mine), ""]
-    parts += ["## Every run", "", "Wall time and training speed of each run (from the CSVs' provenance columns; steps/s counts "
-              "training steps only, evaluation and checkpoints excluded, and for a resumed run the resumed part).", "",
+    parts += ["## Every run", "", "Wall time and speed of each run (the CSVs' provenance columns): steps/s (wall) = steps / wall time, "
+              "evaluation included; steps/s (training) = steps / training time, evaluation and checkpoints "
+              "excluded ('–' for runs recorded before it was logged). A resumed run counts its resumed part.", "",
               per_run_table(frames), ""]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "REPORT.md"

@@ -22,7 +22,11 @@ from filelock import FileLock
 
 # columns every row has, in this order; the spec's own fields follow
 CORE_COLUMNS = ("experiment", "run_key", "seed", "step", "metric", "value", "protocol")
-PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "device", "date", "wall_seconds", "steps_per_second")
+# steps_per_second = steps / wall (evaluation included); train_steps_per_second
+# = steps / training time (evaluation and checkpoints excluded; rows from
+# before it was added lack it)
+PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "device", "date", "wall_seconds",
+                      "steps_per_second", "train_steps_per_second")
 
 
 class CorruptResults(RuntimeError):

@@ -210,13 +210,13 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
     t0 = time.perf_counter()
     metric_rows = run.experiment.execute(run.spec, ctx)
     wall = time.perf_counter() - t0
-    # training steps per second of training time when the trainer used train_loop, else steps / wall
     steps = getattr(run.spec, "steps", None)
-    sps = ctx.train_steps / ctx.train_seconds if ctx.train_seconds > 0 else (steps / wall if steps else None)
+    train_sps = ctx.train_steps / ctx.train_seconds if ctx.train_seconds > 0 else None  # set by train_loop
     common = {
         "experiment": run.experiment.id, "run_key": run.spec.key, "profile": profile, **run.spec.columns(),
         **results.provenance(), "device": str(device), "wall_seconds": round(wall, 3),
-        "steps_per_second": round(sps, 2) if sps else None,
+        "steps_per_second": round(steps / wall, 2) if steps else None,
+        "train_steps_per_second": round(train_sps, 2) if train_sps else None,
     }
     rows = [{**common, "protocol": None, **r} for r in metric_rows]
     results.append_run(run.csv, rows)

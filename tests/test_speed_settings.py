@@ -109,6 +109,7 @@ def test_speed_preset_keeps_its_results_apart(tmp_path, capsys):
     assert "not running fig5" in out
     df = pd.read_csv(tmp_path / "results" / "speed-fast-lowp" / "smoke" / "fig2-linear.csv")
     assert set(df["matmul"]) == {"reduced"} and set(df["fast"]) == {True}
+    assert (df["train_steps_per_second"] >= df["steps_per_second"]).all()  # evaluation excluded from the first
     assert not (tmp_path / "results" / "smoke").exists()  # the default results are not touched
     report = (tmp_path / "figures" / "speed-fast-lowp" / "smoke" / "REPORT.md").read_text()
     assert "speed preset `fast-lowp`" in report and "(`fig2-linear`" in report and "(`fig5`" not in report

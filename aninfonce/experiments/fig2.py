@@ -18,7 +18,8 @@ import pandas as pd
 
 from .. import claims as C
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, r2_groups_against, save
+from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
+                     plot_lambda_traces, r2_groups_against, save)
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..synthetic import LOSSES, SyntheticSpec, train_synthetic
 
@@ -198,25 +199,14 @@ def _panel_c(ax, df: pd.DataFrame) -> None:
 
 
 def _panel_d(ax, df: pd.DataFrame, legend_loc: str = "best") -> None:
-    """Learned Lambda^ per dim (solid) and true Lambda (dashed), same colour per dim."""
-    lam = indexed_metric(df, "lambda_hat").groupby(["dim", "step"])["value"].mean().unstack(0)
-    if lam.empty:
+    """Learned Lambda^ per latent dim (solid) and true Lambda (dashed), same colour per dim."""
+    if df.empty:
         return
     spec = df.iloc[0]
     true = SyntheticSpec(experiment="x", lambda_kind=spec["lambda_kind"], lam1=float(spec["lam1"]), lam2=float(spec["lam2"]),
                          d=int(spec["d"])).true_lambda().numpy()
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(true)))
-    # colour each encoder dim like the latent it was matched to at the last step
-    match = indexed_metric(final_step(df), "match").groupby("dim")["value"].first()
-    latent_of = {d: int(match.get(d, d)) for d in lam.columns}
-    for dim in lam.columns:
-        ax.plot(lam.index, lam[dim], color=colors[latent_of[dim]], lw=1.5)
-    for j, t in enumerate(true):
-        ax.axhline(t, color=colors[j], ls="--", lw=1)
-    ax.plot([], [], "k-", label="learned Λ̂_i")
-    ax.plot([], [], "k--", label="true Λ_i")
+    plot_lambda_traces(ax, df, true, legend_loc)
     ax.set(xlabel="training step", ylabel="Λ", title="D  learned Λ̂ during training (AnInfoNCE)")
-    ax.legend(loc=legend_loc, fontsize=8, title="colour: matched latent dim", title_fontsize=7)
 
 
 def _legends(ax) -> None:

@@ -51,7 +51,8 @@ from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
 from ..losses import Metric, contrastive_loss
 from ..metrics import HELD_OUT, identifiability_rows
-from ..plots import GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data, r2_groups_against, save
+from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
+                     plot_lambda_traces, r2_groups_against, save)
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 from ..synthetic import LOSSES as ALL_LOSSES
@@ -454,7 +455,7 @@ def plot_fig3(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     _panel_a(axes[0], bimodal)
     _panel_b(axes[1], bimodal)
     for ax, panel, (lo, hi) in zip(axes[2:], "CD", LINEAR_RANGES):
-        sel = C.select(held, lambda_kind="linear", lam1=lo, lam2=hi)
+        sel = C.select(df, lambda_kind="linear", lam1=lo, lam2=hi)  # all protocols: the matching rows are same-sample
         _panel_lambda(ax, sel[sel["loss"] == "aninfonce"], lo, hi, panel)
     fig.suptitle(f"Figure 3 — MNIST through a VAE generator, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)
     fig.tight_layout()
@@ -498,20 +499,10 @@ def _panel_b(ax, df: pd.DataFrame) -> None:
 
 
 def _panel_lambda(ax, df: pd.DataFrame, lo: float, hi: float, panel: str) -> None:
-    """Learned Lambda^ per dim (solid) and true Lambda (dashed), same colour per dim [caption]."""
+    """Learned Lambda^ per latent dim (solid) and true Lambda (dashed), same colour per dim [caption]."""
     ax.set(xlabel="training step", ylabel="Λ", title=f"{panel}  learned Λ̂, true Λ linearly spaced {lo:g}..{hi:g}")
-    lam = indexed_metric(df, "lambda_hat").groupby(["dim", "step"])["value"].mean().unstack(0)
-    if lam.empty:
-        ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
-        return
-    true = np.linspace(lo, hi, lam.shape[1])
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(true)))
-    for dim in lam.columns:
-        ax.plot(lam.index, lam[dim], color=colors[dim], lw=1.5)
-        ax.axhline(true[dim], color=colors[dim], ls="--", lw=1)
-    ax.plot([], [], "k-", label="learned Λ̂_i")
-    ax.plot([], [], "k--", label="true Λ_i")
-    ax.legend(loc="upper left", fontsize=8)
+    n_dims = indexed_metric(df, "lambda_hat")["dim"].nunique()
+    plot_lambda_traces(ax, df, np.linspace(lo, hi, n_dims), legend_loc="upper left")
 
 
 def _plot_training(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
