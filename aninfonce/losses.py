@@ -214,9 +214,15 @@ def _hard_negative_loss(h: torch.Tensor, lam: torch.Tensor, beta: float) -> torc
     rows = torch.arange(n2, device=h.device)
     positive = s[rows, pos][:, None]
     neg = s.index_put((rows, pos), torch.tensor(torch.finfo(h.dtype).min, dtype=h.dtype, device=h.device))
-    m = n2 - 2
+    return _hard_negative_mean(positive, neg, beta, n_negatives=n2 - 2)
+
+
+def _hard_negative_mean(positive: torch.Tensor, neg: torch.Tensor, beta: float, n_negatives: int) -> torch.Tensor:
+    """Mean over anchors of -log(exp(s+) / (exp(s+) + M sum_k w_k exp(s_k)))
+    with w = softmax(beta s) over the negatives (masked entries at the
+    dtype's lowest value), held constant in the gradient."""
     log_w = torch.log_softmax(beta * neg, dim=1).detach()
-    log_neg = math.log(m) + torch.logsumexp(log_w + neg, dim=1, keepdim=True)
+    log_neg = math.log(n_negatives) + torch.logsumexp(log_w + neg, dim=1, keepdim=True)
     return (torch.logaddexp(positive, log_neg) - positive).mean()
 
 
@@ -254,7 +260,4 @@ def _blockwise_loss(
     is_neg[:n, n:] &= ~eye
     is_neg[n:, n:] &= ~eye
     neg = logits.masked_fill(~is_neg, neg_inf)
-    m = 2 * n - 2
-    log_w = torch.log_softmax(hard_beta * neg, dim=1).detach()
-    log_neg = math.log(m) + torch.logsumexp(log_w + neg, dim=1, keepdim=True)
-    return (torch.logaddexp(positive, log_neg) - positive).mean()
+    return _hard_negative_mean(positive, neg, hard_beta, n_negatives=2 * n - 2)

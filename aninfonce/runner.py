@@ -118,6 +118,26 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+def resume_or_start(ctx: "RunContext", modules: dict[str, Any], data_gen: torch.Generator,
+                    first_rows: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+    """(rows so far, step to continue from): from the run's checkpoint, with
+    the state dicts of ``modules`` (name -> module or optimiser) and the data
+    generator restored, or ``(first_rows(), 0)`` for a fresh run. The
+    checkpoint is the one :func:`train_loop` writes with :func:`snapshot`."""
+    state = ctx.load_checkpoint()
+    if state is None:
+        return first_rows(), 0
+    for name, module in modules.items():
+        module.load_state_dict(state[name])
+    data_gen.set_state(state["data_gen"])
+    return state["rows"], state["step"]
+
+
+def snapshot(modules: dict[str, Any], data_gen: torch.Generator) -> dict[str, Any]:
+    """The state :func:`resume_or_start` restores (train_loop adds step and rows)."""
+    return {"data_gen": data_gen.get_state(), **{name: m.state_dict() for name, m in modules.items()}}
+
+
 def train_loop(ctx: "RunContext", label: str, steps: int, eval_every: int, start: int, rows: list[dict[str, Any]],
                step: Callable[[], torch.Tensor], evaluate: Callable[[int, float], list[dict[str, Any]]],
                state: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:

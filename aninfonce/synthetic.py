@@ -15,7 +15,7 @@ from . import speed
 from .latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from .losses import Metric, contrastive_loss
 from .metrics import identifiability_rows
-from .runner import TrainingDiverged, train_loop  # noqa: F401  (TrainingDiverged re-exported)
+from .runner import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
 from .nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from .specs import RunSpec
 
@@ -155,24 +155,15 @@ def train_synthetic(spec: SyntheticSpec, ctx) -> list[dict[str, Any]]:
     precision = spec.true_lambda().to(device)
     eval_set = make_eval_set(spec, device)
     gt_loss = ground_truth_loss(spec, eval_set)
-    rows: list[dict[str, Any]] = []
-    start = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        for name in ("encoder", "metric", "optimizer"):
-            m[name].load_state_dict(state[name])
-        m["data_gen"].set_state(state["data_gen"])
-        rows, start = state["rows"], state["step"]
-    else:
-        rows += _stamp(evaluate(spec, m, eval_set), 0, gt_loss, None)
+    trained = {k: m[k] for k in ("encoder", "metric", "optimizer")}
+    rows, start = resume_or_start(ctx, trained, m["data_gen"], lambda: _stamp(evaluate(spec, m, eval_set), 0, gt_loss, None))
     if spec.fast:
         speed.use_fused_adam(m["optimizer"])  # after loading: a loaded state brings back its own flags
     return train_loop(
         ctx, spec.label(), spec.steps, spec.eval_every, start, rows,
         step=lambda: train_step(spec, m, precision),
         evaluate=lambda step, train_loss: _stamp(evaluate(spec, m, eval_set), step, gt_loss, train_loss),
-        state=lambda: {"data_gen": m["data_gen"].get_state(),
-                       **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")}},
+        state=lambda: snapshot(trained, m["data_gen"]),
     )
 
 

@@ -56,7 +56,7 @@ from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 from ..synthetic import LOSSES as ALL_LOSSES
-from ..runner import train_loop
+from ..runner import resume_or_start, snapshot, train_loop
 from ..vae import VAEConfig, load_vae, tile, train_vae
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
@@ -319,16 +319,9 @@ def train_fig3(spec: Fig3Spec, ctx) -> list[dict[str, Any]]:
     precision = spec.true_lambda().to(device)
     ev = make_eval_set(spec, g, device)
     gt_loss = float(contrastive_loss(ev["pair_u"], ev["pair_up"], precision))
-    rows: list[dict[str, Any]] = []
-    start = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        for name in ("encoder", "metric", "optimizer"):
-            m[name].load_state_dict(state[name])
-        m["data_gen"].set_state(state["data_gen"])
-        rows, start = state["rows"], state["step"]
-    else:
-        rows += _stamp(evaluate(spec, m, ev), 0, gt_loss, None)
+    trained = {k: m[k] for k in ("encoder", "metric", "optimizer")}
+    rows, start = resume_or_start(ctx, trained, m["data_gen"], lambda: _stamp(evaluate(spec, m, ev), 0, gt_loss, None))
+
     def step() -> torch.Tensor:
         u = sample_sphere(spec.batch, spec.d, m["data_gen"], device)
         up = sample_positive(u, precision, m["data_gen"])
@@ -342,8 +335,7 @@ def train_fig3(spec: Fig3Spec, ctx) -> list[dict[str, Any]]:
     rows = train_loop(
         ctx, spec.label(), spec.steps, spec.eval_every, start, rows, step=step,
         evaluate=lambda step, train_loss: _stamp(evaluate(spec, m, ev), step, gt_loss, train_loss),
-        state=lambda: {"data_gen": m["data_gen"].get_state(),
-                       **{k: m[k].state_dict() for k in ("encoder", "metric", "optimizer")}},
+        state=lambda: snapshot(trained, m["data_gen"]),
     )
     final = knn_rows(spec, m["encoder"], vae, _data_root(ctx), device)
     final += [{"metric": k, "value": v} for k, v in vae_obj["stats"].items()]
