@@ -118,7 +118,7 @@ STEP_CONFIGS = {
     "paper b=1000": dict(batch=1000, widths=PAPER_ENCODER_WIDTHS),
     "paper-code b=6144": dict(batch=6144, widths=PAPER_ENCODER_WIDTHS),
 }
-STEP_ROUNDS = {256: 30, 1000: 8, 6144: 3}
+STEP_ROUNDS = {256: 30, 1000: 20, 6144: 3}
 
 
 # fast-lowp: the fast path plus the encoder's products in bf16 (matmul="reduced"),
