@@ -4,7 +4,7 @@ preset whose results exist, beside the default (``exact``) results.
 
     python benchmarks/compare_presets.py fig2 --profile quick
 
-Runs are paired by grid point (the spec without its speed fields), so the
+Runs are paired by grid point and seed (the spec without its speed fields), so the
 table shows, per grid point, how far each preset lands from ``exact``; a
 preset whose spread is no larger than ``fast``'s (the same maths, other
 float rounding) changes nothing beyond what rounding already changes.
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"need the default results and at least one preset's for {exp.id} ({args.profile}); have {list(frames)}")
         return 1
     spec_cols = [c for c in frames["exact"].columns if c in {f for s in exp.runs(args.profile, 1) for f in s.fields()}]
-    point = [c for c in spec_cols if c not in speed_fields and frames["exact"][c].astype(str).nunique() > 1] or ["seed"]
+    point = [c for c in spec_cols if c not in (*speed_fields, "seed") and frames["exact"][c].astype(str).nunique() > 1]
+    point.append("seed")  # a grid point is paired seed by seed
     base = final_metrics(frames["exact"], point)
     print(f"# {exp.id} ({args.profile}): final metrics per grid point, preset minus exact\n")
     print("| preset | runs | " + " | ".join(f"max abs diff {m}" for m in METRICS) + " | median abs diff (all) "

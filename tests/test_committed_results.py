@@ -21,3 +21,17 @@ def test_plot_only_from_committed_quick_results(tmp_path):
     for name in ("fig2", "fig2_linear", "fig3", "fig4", "fig5", "hardneg", "ensemble"):
         assert (out / f"{name}.png").stat().st_size > 10_000
     assert "PASS" in report and "FAIL" in report  # findings are reported, not hidden
+
+
+def test_speed_preset_results_compare_with_the_default_ones(capsys):
+    """The committed --speed results (their own folder) pair up with the
+    default ones grid point by grid point (benchmarks/compare_presets.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_presets", ROOT / "benchmarks" / "compare_presets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["fig2", "--profile", "quick"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| fast-lowp |"))
+    assert row.split("|")[2].strip() == "24"  # every grid point paired
