@@ -9,6 +9,11 @@ so that every CSV row names the numerics that produced it.
   CUDA. Activations, the loss, Lambda^, Adam and every evaluation stay float32
   and IEEE: only the encoder's products are rounded (to about 3 significant
   digits per input). A numerics change, labelled in the ``matmul`` column.
+  Measured on the quick profile (benchmarks/compare_presets.py): R^2 and the
+  fig2 claim verdicts move no more than under ``fast`` (float rounding
+  alone), but the MCC of fig2-linear, which must resolve small differences
+  between dims, fell from 0.823 (3 seeds, 0.81-0.83) to 0.760 (0.68-0.88):
+  use it for R^2-type results, not for fine axis alignment.
 - ``compile``: ``"off"`` (default), ``"on"`` (``torch.compile`` of the
   encoder) or ``"cudagraphs"`` (``mode="reduce-overhead"``: CUDA graphs, for
   a GPU kept idle by kernel launches of small models).
