@@ -71,7 +71,7 @@ class RunContext:
     show_progress: bool = True
     label: str = ""
     # filled by train_loop: optimisation steps run in this process and their time
-    # (evaluation and checkpoints excluded), for the steps_per_second column
+    # (evaluation and checkpoints excluded), for the train_steps_per_second column
     train_steps: int = 0
     train_seconds: float = 0.0
 
