@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .metrics import HELD_OUT
-from .plots import final_step, indexed_metric
+from .plots import final_step, indexed_metric, with_latent
 
 
 def final_value(df: pd.DataFrame, metric: str, protocol: str | None = HELD_OUT, **where) -> float:
@@ -44,7 +44,7 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
     match = indexed_metric(last, "match")
     if match.empty:
         return np.full(lam["dim"].nunique(), np.nan)
-    pairs = lam.merge(match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}), on=["run_key", "dim"])
+    pairs = with_latent(lam, match).dropna(subset=["latent"])
     out = pairs.groupby(pairs["latent"].astype(int))["value"].mean().sort_index()
     return out.reindex(range(lam["dim"].nunique())).to_numpy()
 

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from .losses import Metric, contrastive_loss
-from .runner import train_loop
+from .runner import resume_or_start, snapshot, train_loop
 from .speed import use_fused_adam
 from .synthetic import (LOSSES, SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
@@ -123,18 +123,9 @@ def train_ensemble(spec: EnsembleSpec, ctx) -> list[dict[str, Any]]:
     precisions = [t.true_lambda().to(device) for t in terms]
     eval_sets = [make_eval_set(t, device) for t in terms]
     gt_losses = [ground_truth_loss(t, es) for t, es in zip(terms, eval_sets)]
-    rows: list[dict[str, Any]] = []
-    start = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        m["encoder"].load_state_dict(state["encoder"])
-        for metric, sd in zip(metrics, state["metrics"]):
-            metric.load_state_dict(sd)
-        m["optimizer"].load_state_dict(state["optimizer"])
-        m["data_gen"].set_state(state["data_gen"])
-        rows, start = state["rows"], state["step"]
-    else:
-        rows += _evaluate_all(terms, m, metrics, eval_sets, gt_losses, 0, None)
+    trained = {"encoder": m["encoder"], "optimizer": m["optimizer"], **{f"metric{k}": mt for k, mt in enumerate(metrics)}}
+    rows, start = resume_or_start(ctx, trained, m["data_gen"],
+                                  lambda: _evaluate_all(terms, m, metrics, eval_sets, gt_losses, 0, None))
     # fused Adam always (the stored ensemble results were made with it): same update rule
     use_fused_adam(m["optimizer"])
     n = spec.batch
@@ -153,6 +144,5 @@ def train_ensemble(spec: EnsembleSpec, ctx) -> list[dict[str, Any]]:
     return train_loop(
         ctx, spec.label(), spec.steps, spec.eval_every, start, rows, step=step,
         evaluate=lambda step, train_loss: _evaluate_all(terms, m, metrics, eval_sets, gt_losses, step, train_loss),
-        state=lambda: {"data_gen": m["data_gen"].get_state(), "encoder": m["encoder"].state_dict(),
-                       "optimizer": m["optimizer"].state_dict(), "metrics": [metric.state_dict() for metric in metrics]},
+        state=lambda: snapshot(trained, m["data_gen"]),
     )

@@ -85,6 +85,14 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
     ax.set_xscale("log")
 
 
+def with_latent(rows: pd.DataFrame, match: pd.DataFrame) -> pd.DataFrame:
+    """Per-encoder-dim ``rows`` (``indexed_metric``) plus a ``latent`` column:
+    the latent dim that the run's Hungarian matching (``match/i`` rows, one
+    per run and dim) pairs with encoder dim ``dim``; NaN where it logged none."""
+    latent = match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}).drop_duplicates(["run_key", "dim"])
+    return rows.merge(latent, on=["run_key", "dim"], how="left")
+
+
 def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """Learned Lambda^ over training, one column per *latent* dim, mean over
     runs: each run's encoder dims are mapped to latents by that run's own
@@ -98,8 +106,7 @@ def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     match = indexed_metric(final_step(df), "match")
     if match.empty:
         return lam.groupby(["dim", "step"])["value"].mean().unstack(0), False
-    latent = match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}).drop_duplicates(["run_key", "dim"])
-    lam = lam.merge(latent, on=["run_key", "dim"], how="left")
+    lam = with_latent(lam, match)
     lam["latent"] = lam["latent"].fillna(lam["dim"]).astype(int)
     return lam.groupby(["latent", "step"])["value"].mean().unstack(0), True
 

@@ -57,7 +57,7 @@ def apply(spec: S, preset: str) -> S:
     return dataclasses.replace(spec, **changes) if changes else spec
 
 
-def check(fast: bool, matmul: str, compile: str) -> None:
+def check(matmul: str, compile: str) -> None:
     if matmul not in MATMUL:
         raise ValueError(f"unknown matmul precision {matmul!r}; choose one of {MATMUL}")
     if compile not in COMPILE:
@@ -79,8 +79,8 @@ def use_fused_adam(opt: torch.optim.Optimizer) -> None:
 
 def cpu_has_bf16() -> bool:
     """Whether oneDNN can run float32 products with bf16 inputs on this CPU."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and supported is not None and supported())
 
 
 @contextlib.contextmanager
