@@ -148,8 +148,24 @@ def test_default_is_the_three_block_form_bit_for_bit():
     lam = torch.rand(10, generator=g) * 20
     for beta in (0.0, 2.0):
         assert torch.equal(contrastive_loss(a, b, lam, hard_beta=beta), _blockwise_loss(a, b, lam, hard_beta=beta))
-    assert torch.equal(contrastive_loss(a, b, lam, authors_quirk=True, fast=True),
+    assert torch.equal(contrastive_loss(a, b, lam, authors_quirk=True),
                        _blockwise_loss(a, b, lam, authors_quirk=True))
+
+
+@pytest.mark.parametrize("beta", [0.0, 2.0])
+def test_fast_authors_form_matches_the_blockwise_form_in_value_and_gradient(beta):
+    """The authors' loss form [code] has its own fast path for beta = 0 (the
+    log runs use it); with hard negatives it stays on the three-block form."""
+    g = torch.Generator().manual_seed(11)
+    a = unit(torch.randn(50, 10, generator=g, dtype=torch.float64)).requires_grad_()
+    b = unit(torch.randn(50, 10, generator=g, dtype=torch.float64)).requires_grad_()
+    lam = (torch.rand(10, generator=g, dtype=torch.float64) * 20 + 0.5).requires_grad_()
+    fast = contrastive_loss(a, b, lam, hard_beta=beta, authors_quirk=True, fast=True)
+    ref = _blockwise_loss(a, b, lam, hard_beta=beta, authors_quirk=True)
+    assert torch.allclose(fast, ref, rtol=1e-12, atol=1e-12)
+    assert not torch.isclose(fast, contrastive_loss(a, b, lam, hard_beta=beta, fast=True))  # the quirk is kept
+    for x, y in zip(torch.autograd.grad(fast, (a, b, lam)), torch.autograd.grad(ref, (a, b, lam))):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
 
 
 def test_fast_loss_under_autocast_is_computed_in_float32():
