@@ -49,6 +49,26 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
     return out.reindex(range(lam["dim"].nunique())).to_numpy()
 
 
+def at_least(value: float, threshold: float, places: int = 3) -> bool:
+    """``value >= threshold`` at the precision the report prints (``places``
+    decimals), so that float noise below the printed digits cannot flip a
+    verdict (Spearman -0.7999999999999999 is -0.80). NaN never passes."""
+    return bool(np.isfinite(value) and round(float(value), places) >= threshold)
+
+
+def at_most(value: float, threshold: float, places: int = 3) -> bool:
+    """``value <= threshold`` at the printed precision (see :func:`at_least`)."""
+    return bool(np.isfinite(value) and round(float(value), places) <= threshold)
+
+
+def within(value: float, low: float, high: float, places: int = 3) -> bool:
+    """``low <= value <= high`` with all three rounded to ``places`` decimals."""
+    if not np.isfinite([value, low, high]).all():
+        return False
+    v, lo, hi = (round(float(x), places) for x in (value, low, high))
+    return lo <= v <= hi
+
+
 def spearman(x, y) -> float:
     return float(spearmanr(x, y).statistic)
 

@@ -74,14 +74,19 @@ def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
 
 def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
     """Final-step content (solid, circles) and style (dashed, squares) R^2
-    against column ``x``, mean +- std over seeds, one colour per loss."""
+    against column ``x``: the mean over seeds as a line, and every seed as
+    its own small open marker (so a split between seeds stays visible), one
+    colour per loss."""
     last = final_step(df)
     for loss in losses:
         for group in GROUP_STYLES:
-            sel = metric(last[last["loss"] == loss], group).groupby(x)["value"]
-            mean, std = sel.mean(), sel.std().fillna(0)
-            ax.errorbar(mean.index, mean.values, yerr=std.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group],
-                        marker="o" if group == "r2_content" else "s", ms=4, capsize=2)
+            rows = metric(last[last["loss"] == loss], group)
+            mean = rows.groupby(x)["value"].mean()
+            marker = "o" if group == "r2_content" else "s"
+            ax.plot(mean.index, mean.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group], marker=marker, ms=4)
+            if rows["seed"].nunique() > 1:
+                ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none",
+                           edgecolors=LOSS_COLORS[loss], linewidths=0.7, alpha=0.8, zorder=3)
     ax.set_xscale("log")
 
 

@@ -16,11 +16,12 @@ from .specs import RunSpec
 
 PROFILES = ("smoke", "quick", "paper")
 SOURCES = ("code", "caption", "recon")
+RULES = ("all", "majority", "pooled")
 
 
 @dataclasses.dataclass(frozen=True)
 class ClaimResult:
-    passed: bool
+    passed: bool | None  # None: the rows the claim needs are absent (reported as NO DATA)
     measured: str  # the numbers behind the verdict, for the report
 
 
@@ -33,6 +34,14 @@ class Claim:
     text: str
     check: Callable[[pd.DataFrame], ClaimResult]
     profiles: tuple[str, ...] = ("quick", "paper")  # smoke numbers mean nothing
+    # how per-seed results become the verdict (aninfonce.verdicts), fixed with the
+    # claim before its runs: "all" seeds pass, a "majority" passes, or "pooled"
+    # (the check compares across seeds itself, e.g. a trajectory against our range)
+    rule: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"{self.id}: rule must be one of {RULES}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +60,17 @@ class Experiment:
     reference: Callable[[pd.DataFrame], str] | None = None  # paper-vs-ours Markdown for the report
     # (data root, profile) -> None if the data is there, else the one-sentence reason
     data_check: Callable[[Path, str], str | None] | None = None
+    # how --check holds its smoke rows to the golden file (report.compare_golden):
+    # "exact" = within float tolerance; "sanity" = same rows, finite where the
+    # golden is, in a plausible range -- for runs whose smoke numbers are chaotic
+    # across CPU families (tiny image runs: one test image flips an accuracy)
+    golden: str = "exact"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"{self.id}: source must be one of {SOURCES}")
+        if self.golden not in ("exact", "sanity"):
+            raise ValueError(f"{self.id}: golden must be exact or sanity")
 
     def grid(self, profile: str, n_seeds: int = 1, speed: str = "exact") -> list[RunSpec]:
         """The runs of ``profile`` with a ``--speed`` preset applied (aninfonce.speed)."""

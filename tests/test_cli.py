@@ -112,8 +112,10 @@ def test_check_and_golden(tmp_path, dirs, capsys):
     assert "mcc" in out and "golden" in out and "CHECK FAILED" in out
 
 
-def test_claims_fail_loudly_on_quick_profile_without_data(tmp_path, dirs):
-    assert main(["fig2", "--profile", "quick", "--check", *dirs]) == 1
+def test_claims_without_data_exit_non_zero_apart_from_failures(tmp_path, dirs, capsys):
+    """No data is not a PASS: exit 3 (nothing failed, nothing settled), not 0."""
+    assert main(["fig2", "--profile", "quick", "--check", *dirs]) == 3
+    assert "NO DATA" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [

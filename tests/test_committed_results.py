@@ -20,7 +20,13 @@ def test_plot_only_from_committed_quick_results(tmp_path):
         assert f"`{exp.id}`" in report
     for name in ("fig2", "fig2_linear", "fig3", "fig4", "fig5", "hardneg", "ensemble"):
         assert (out / f"{name}.png").stat().st_size > 10_000
-    assert "PASS" in report and "FAIL" in report  # findings are reported, not hidden
+    # every claim of the profile is reported with one of the four statuses, seeds and step
+    for exp in all_experiments().values():
+        for claim in exp.claims:
+            if "quick" in claim.profiles:
+                line = next(l for l in report.splitlines() if f"`{claim.id}`" in l)
+                assert any(f"**{s}**" in line for s in ("PASS", "FAIL", "NOT SETTLED", "NO DATA")), line
+    assert "**Claims: " in report
 
 
 def test_speed_preset_results_compare_with_the_default_ones(capsys):

@@ -1,5 +1,6 @@
 """The losses against naive double-loop references."""
 
+import dataclasses
 import math
 
 import pytest
@@ -181,9 +182,11 @@ def test_fast_loss_under_autocast_is_computed_in_float32():
     assert a.grad is not None and torch.isfinite(a.grad).all()
 
 
-def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows():
+@pytest.mark.parametrize("schedule", [{}, dict(lr_schedule="cosine", warmup_steps=5)])
+def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows(schedule):
     """SyntheticSpec(fast=True): same rows run to run, and a run resumed from
-    its checkpoint (fused Adam state included) ends with the same rows."""
+    its checkpoint (fused Adam state and the lr schedule included) ends with
+    the same rows."""
     import contextlib
     import copy
     from types import SimpleNamespace
@@ -208,9 +211,25 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows():
             yield SimpleNamespace(n=initial, update=lambda k: None, set_postfix=lambda **k: None)
 
     spec = SyntheticSpec(experiment="t", batch=40, steps=30, eval_every=10, widths=(2, 2), eval_samples=200,
-                         mixing_draws=100, lr_f=1e-3, lr_metric=1e-2, fast=True)
+                         mixing_draws=100, lr_f=1e-3, lr_metric=1e-2, fast=True, **schedule)
     first = Ctx()
     rows = train_synthetic(spec, first)
     assert rows == train_synthetic(spec, Ctx())
     assert first.saved[-1]["optimizer"]["param_groups"][0]["fused"] is True
     assert train_synthetic(spec, Ctx(first.saved[0])) == rows
+    if schedule:  # the schedule ran to its end: cosine at zero
+        assert first.saved[-1]["schedule"]["last_epoch"] == 20
+        assert train_synthetic(dataclasses.replace(spec, lr_schedule="constant"), Ctx()) != rows
+
+
+def test_lr_factor_warms_up_then_decays_to_zero():
+    from aninfonce.synthetic import SyntheticSpec, lr_factor
+
+    spec = SyntheticSpec(experiment="t", steps=1000, lr_schedule="cosine", warmup_steps=100)
+    f = [lr_factor(spec, s) for s in range(1001)]
+    assert f[0] == pytest.approx(0.01) and f[99] == pytest.approx(1.0) and f[100] == pytest.approx(1.0)
+    assert f[550] == pytest.approx(0.5) and f[1000] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(f[100:], f[101:]))
+    assert lr_factor(SyntheticSpec(experiment="t"), 500) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SyntheticSpec(experiment="t", lr_schedule="step")

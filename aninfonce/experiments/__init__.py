@@ -1,6 +1,7 @@
 """One module per paper artefact; importing a module registers its entries."""
 
 from . import authors  # noqa: F401
+from . import calibration  # noqa: F401
 from . import fig2  # noqa: F401
 from . import fig3  # noqa: F401
 from . import fig4  # noqa: F401

@@ -103,7 +103,7 @@ def _ensemble_identifies(df: pd.DataFrame) -> ClaimResult:
     full = _final(df, "mcc", FULL)
     singles = {s: _final(df, "mcc", s) for s in SINGLES}
     best = max(singles.values())
-    return ClaimResult(full >= MCC_ID and full - best >= MCC_GAIN,
+    return ClaimResult(C.at_least(full, MCC_ID) and C.at_least(full - best, MCC_GAIN),
                        f"MCC 4-term ensemble {full:.3f}; single terms " + ", ".join(f"{k} {v:.3f}" for k, v in singles.items()))
 
 
@@ -111,7 +111,7 @@ def _singles_entangled(df: pd.DataFrame) -> ClaimResult:
     parts, ok = [], True
     for s in SINGLES:
         m, r2 = _final(df, "mcc", s), _final(df, "r2_all", s)
-        ok &= m <= MCC_ID and r2 >= KEPT
+        ok &= C.at_most(m, MCC_ID) and C.at_least(r2, KEPT)
         parts.append(f"{s}: R^2 {r2:.3f}, MCC {m:.3f}")
     return ClaimResult(bool(ok), "; ".join(parts))
 
@@ -119,13 +119,13 @@ def _singles_entangled(df: pd.DataFrame) -> ClaimResult:
 def _more_terms_more_mcc(df: pd.DataFrame) -> ClaimResult:
     single = float(np.mean([_final(df, "mcc", s) for s in SINGLES]))
     pair, full = _final(df, "mcc", PAIR), _final(df, "mcc", FULL)
-    return ClaimResult(pair - single >= STEP and full - pair >= STEP,
+    return ClaimResult(C.at_least(pair - single, STEP) and C.at_least(full - pair, STEP),
                        f"MCC: mean single term {single:.3f}, t0+t1 {pair:.3f}, all four {full:.3f}")
 
 
 def _nothing_collapsed(df: pd.DataFrame) -> ClaimResult:
     r2 = _per_dim_r2(df, FULL)
-    return ClaimResult(len(r2) == D and r2.min() >= KEPT,
+    return ClaimResult(len(r2) == D and C.at_least(r2.min(), KEPT),
                        f"4-term ensemble per-dim R^2: min {r2.min():.3f}, mean {r2.mean():.3f}" if len(r2) else "no rows")
 
 

@@ -63,6 +63,11 @@ def _linear(profile: str, n_seeds: int) -> list[SyntheticSpec]:
 # Margins set from the science before any quick run: R^2 >= 0.85 is "kept"
 # (the mixing alone scores about 0.4-0.7), a fall of >= 0.3 in style R^2 is "lost".
 KEPT, LOST_DROP = 0.85, 0.3
+# Set with issue 11, before the runs that judge them: a block "leaks" when
+# the other block's dims explain more than 10 % of its variance; AnInfoNCE
+# "reaches the minimum" within 0.05 nats, about 1 % of a loss of ~4-5 at
+# batch 1000 (the fixed evaluation batch is the same for both numbers).
+BLOCK_LEAK, MINIMUM_TOLERANCE = 0.10, 0.05
 
 
 def _anin_keeps_both(df: pd.DataFrame) -> ClaimResult:
@@ -70,7 +75,7 @@ def _anin_keeps_both(df: pd.DataFrame) -> ClaimResult:
                    C.final_value(df, "r2_style", loss="aninfonce", lam2=lam2)) for lam2 in LAMBDA2_SWEEP}
     worst_c = min(v[0] for v in vals.values())
     worst_s = min(v[1] for v in vals.values())
-    return ClaimResult(worst_c >= KEPT and worst_s >= KEPT,
+    return ClaimResult(C.at_least(worst_c, KEPT) and C.at_least(worst_s, KEPT),
                        f"min over Lambda_2 of content R^2 = {worst_c:.3f}, of style R^2 = {worst_s:.3f}")
 
 
@@ -79,7 +84,7 @@ def _infonce_loses_style(loss: str):
         style = [C.final_value(df, "r2_style", loss=loss, lam2=lam2) for lam2 in LAMBDA2_SWEEP]
         rho = C.spearman(LAMBDA2_SWEEP, style)
         drop = style[0] - style[-1]
-        return ClaimResult(rho <= -0.8 and drop >= LOST_DROP,
+        return ClaimResult(C.at_most(rho, -0.8, places=2) and C.at_least(drop, LOST_DROP),
                            "style R^2 by Lambda_2: " + ", ".join(f"{l:g}: {s:.3f}" for l, s in zip(LAMBDA2_SWEEP, style))
                            + f"; Spearman = {rho:.2f}, drop = {drop:.3f}")
     return check
@@ -90,18 +95,24 @@ def _anin_beats_infonce(loss: str):
         lam2 = LAMBDA2_SWEEP[-1]
         a = C.final_value(df, "r2_style", loss="aninfonce", lam2=lam2)
         b = C.final_value(df, "r2_style", loss=loss, lam2=lam2)
-        return ClaimResult(a - b >= LOST_DROP, f"style R^2 at Lambda_2 = {lam2:g}: AnInfoNCE {a:.3f}, {LOSS_LABELS[loss]} {b:.3f}")
+        return ClaimResult(C.at_least(a - b, LOST_DROP), f"style R^2 at Lambda_2 = {lam2:g}: AnInfoNCE {a:.3f}, {LOSS_LABELS[loss]} {b:.3f}")
     return check
 
 
-def _loss_reaches_minimum(df: pd.DataFrame) -> ClaimResult:
-    sel = C.select(df, loss="aninfonce", lam2=FOCUS_LAMBDA2)
-    first = sel[sel["step"] == 0]
-    start = float(metric(first, "loss_eval")["value"].mean())
+def reaches_minimum(df: pd.DataFrame, **where) -> ClaimResult:
+    """AnInfoNCE's loss on the fixed evaluation batch ends within
+    MINIMUM_TOLERANCE of the same batch's ground-truth loss (true latents,
+    Lambda^ = Lambda): an absolute distance, not a fraction of the way."""
+    sel = C.select(df, loss="aninfonce", **where)
+    start = float(metric(sel[sel["step"] == 0], "loss_eval")["value"].mean())
     end = C.final_value(sel, "loss_eval", protocol=None)
     gt = C.final_value(sel, "loss_groundtruth", protocol=None)
-    closed = (start - end) / (start - gt)
-    return ClaimResult(closed >= 0.9, f"loss {start:.3f} -> {end:.3f}, ground truth {gt:.3f}: {closed:.1%} of the gap closed")
+    return ClaimResult(C.at_most(end - gt, MINIMUM_TOLERANCE),
+                       f"loss {start:.3f} -> {end:.3f}, ground-truth minimum {gt:.3f}: {end - gt:+.3f} from it")
+
+
+def _loss_reaches_minimum(df: pd.DataFrame) -> ClaimResult:
+    return reaches_minimum(df, lam2=FOCUS_LAMBDA2)
 
 
 def _lambda_separates(df: pd.DataFrame) -> ClaimResult:
@@ -112,28 +123,44 @@ def _lambda_separates(df: pd.DataFrame) -> ClaimResult:
     half = len(lam) // 2
     content, style = lam[:half], lam[half:]
     ratio = content.mean() / style.mean()
-    ok = content.min() > style.max() and 2.5 <= ratio <= 10
+    ok = content.min() > style.max() and C.at_least(ratio, 2.5, places=2) and C.at_most(ratio, 10, places=2)
     return ClaimResult(ok, f"content Lambda^ {np.round(content, 1).tolist()}, style {np.round(style, 1).tolist()}; "
                            f"mean ratio {ratio:.2f} (true 5)")
 
 
+def block_orthogonal(df: pd.DataFrame, **where) -> ClaimResult:
+    """The direct block test (metrics.block_rows, held-out): each block's
+    latents are predicted from the encoder dims matched to that block
+    (R^2 >= KEPT) and not from the other dims (R^2 <= BLOCK_LEAK), while the
+    MCC stays <= 0.85: identified up to a rotation inside each block, not
+    axis by axis."""
+    sel = C.select(df, loss="aninfonce", **where)
+    own = {b: C.final_value(sel, f"r2_block/{b}/own") for b in ("content", "style")}
+    other = {b: C.final_value(sel, f"r2_block/{b}/other") for b in ("content", "style")}
+    m = C.final_value(sel, "mcc", protocol=None)
+    if any(np.isnan(v) for v in [*own.values(), *other.values()]):
+        return ClaimResult(None, "no block rows: these runs predate the block test (issue 11); rerun to judge it")
+    ok = (all(C.at_least(v, KEPT) for v in own.values()) and all(C.at_most(v, BLOCK_LEAK) for v in other.values())
+          and C.at_most(m, 0.85))
+    return ClaimResult(ok, "R^2 from own / other dims: " + ", ".join(f"{b} {own[b]:.3f} / {other[b]:.3f}" for b in own)
+                       + f"; MCC = {m:.3f} (authors: MCC 0.684)")
+
+
 def _block_orthogonal(df: pd.DataFrame) -> ClaimResult:
-    r2 = C.final_value(df, "r2_all", loss="aninfonce", lam2=FOCUS_LAMBDA2)
-    m = C.final_value(df, "mcc", protocol=None, loss="aninfonce", lam2=FOCUS_LAMBDA2)
-    return ClaimResult(r2 >= KEPT and m <= 0.85, C.fmt(r2_all=r2, mcc=m) + " (authors: R^2 0.997, MCC 0.684)")
+    return block_orthogonal(df, lam2=FOCUS_LAMBDA2)
 
 
-def _linear_ordering(df: pd.DataFrame) -> ClaimResult:
+def linear_ordering(df: pd.DataFrame) -> ClaimResult:
     lam = C.final_lambda_hat(df, matched=True, loss="aninfonce")  # entry j: encoder dim matched to latent j
     true = np.linspace(5, 25, len(lam))
     rho = C.spearman(lam, true)
-    return ClaimResult(rho >= 0.95, f"Spearman(Lambda^, Lambda) = {rho:.3f}; Lambda^ = {np.round(lam, 1).tolist()}")
+    return ClaimResult(C.at_least(rho, 0.95), f"Spearman(Lambda^, Lambda) = {rho:.3f}; Lambda^ = {np.round(lam, 1).tolist()}")
 
 
-def _linear_mcc(df: pd.DataFrame) -> ClaimResult:
+def linear_mcc(df: pd.DataFrame) -> ClaimResult:
     m = C.final_value(df, "mcc", protocol=None, loss="aninfonce")
     r2 = C.final_value(df, "r2_all", loss="aninfonce")
-    return ClaimResult(m >= 0.9, C.fmt(mcc=m, r2_all=r2) + " (authors: MCC 0.990, R^2 0.998)")
+    return ClaimResult(C.at_least(m, 0.9), C.fmt(mcc=m, r2_all=r2) + " (authors: MCC 0.990, R^2 0.998)")
 
 
 FIG2_CLAIMS = (
@@ -143,13 +170,15 @@ FIG2_CLAIMS = (
       for loss in LOSSES if loss != "aninfonce"),
     *(Claim(f"fig2.anin-beats.{loss}", f"at Lambda_2 = 200 AnInfoNCE's style R^2 exceeds {LOSS_LABELS[loss]}'s by >= {LOST_DROP}",
             _anin_beats_infonce(loss)) for loss in LOSSES if loss != "aninfonce"),
-    Claim("fig2C.reaches-minimum", "Lambda_2 = 25: AnInfoNCE's loss closes >= 90% of the gap from its start to the ground-truth minimum", _loss_reaches_minimum),
+    Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth minimum "
+          "on the same evaluation batch", _loss_reaches_minimum),
     Claim("fig2D.lambda-separates", "Lambda_2 = 25: every content Lambda^ exceeds every style Lambda^, mean ratio in [2.5, 10] (true 5)", _lambda_separates),
-    Claim("fig2.block-orthogonal", f"Lambda_2 = 25: AnInfoNCE's R^2 (all) >= {KEPT} but MCC <= 0.85: identified up to a block-orthogonal map", _block_orthogonal),
+    Claim("fig2.block-orthogonal", f"Lambda_2 = 25: each block predicted from its own matched dims (R^2 >= {KEPT}), not from "
+          f"the other block's (R^2 <= {BLOCK_LEAK}), MCC <= 0.85: identified up to a block-orthogonal map", _block_orthogonal),
 )
 LINEAR_CLAIMS = (
-    Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", _linear_ordering),
-    Claim("fig2-linear.mcc", "Lambda linearly spaced 5..25: all Lambda differ, so MCC >= 0.9", _linear_mcc),
+    Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", linear_ordering),
+    Claim("fig2-linear.mcc", "Lambda linearly spaced 5..25: all Lambda differ, so MCC >= 0.9", linear_mcc),
 )
 
 
@@ -182,9 +211,13 @@ def _panel_a(ax, df: pd.DataFrame) -> None:
 def _panel_b(ax, df: pd.DataFrame) -> None:
     for loss in LOSSES:
         for group in GROUP_STYLES:
-            sel = metric(df[df["loss"] == loss], group).groupby("step")["value"].mean()
+            rows = metric(df[df["loss"] == loss], group)
+            sel = rows.groupby("step")["value"].mean()
             ax.plot(sel.index, sel.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group])
-    ax.set(xlabel="training step", ylabel="R²", ylim=(-0.05, 1.05), title="B  R² during training (Λ2 = 25)")
+            if rows["seed"].nunique() > 1:  # every seed, thin
+                for _, run in rows.groupby("run_key"):
+                    ax.plot(run["step"], run["value"], color=LOSS_COLORS[loss], ls=GROUP_STYLES[group], lw=0.5, alpha=0.4)
+    ax.set(xlabel="training step", ylabel="R²", ylim=(-0.05, 1.05), title="B  R² during training (Λ2 = 25; thin: seeds)")
     _legends(ax)
 
 
@@ -193,7 +226,9 @@ def _panel_c(ax, df: pd.DataFrame) -> None:
         sel = metric(df[df["loss"] == loss], "loss_eval").groupby("step")["value"].mean()
         ax.plot(sel.index, sel.values, color=LOSS_COLORS[loss], label=LOSS_LABELS[loss])
     gt = metric(df, "loss_groundtruth")["value"].mean()
-    ax.axhline(gt, color="k", ls=":", label="ground-truth minimum (true z, Λ̂ = Λ)")
+    # the minimum is AnInfoNCE's (true z, Lambda^ = Lambda); the isotropic losses
+    # cannot express Lambda^ = Lambda, so their curves cannot reach it by construction
+    ax.axhline(gt, color=LOSS_COLORS["aninfonce"], ls=":", label="AnInfoNCE's minimum (true z, Λ̂ = Λ);\nunreachable for the isotropic losses")
     ax.set(xlabel="training step", ylabel="loss on a fixed batch", title="C  loss vs global minimum (Λ2 = 25)")
     ax.legend(fontsize=8)
 

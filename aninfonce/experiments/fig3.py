@@ -379,7 +379,7 @@ def _infonce_collapses(loss: str):
         lams = _sweep(df)
         style = [_style(df, loss, l) for l in lams]
         lo, hi = style[0], style[-1]
-        return ClaimResult(hi <= COLLAPSED and lo - hi >= LOST_DROP,
+        return ClaimResult(C.at_most(hi, COLLAPSED) and C.at_least(lo - hi, LOST_DROP),
                            "style R^2 by Lambda_2: " + ", ".join(f"{l:g}: {s:.3f}" for l, s in zip(lams, style)))
     return check
 
@@ -388,7 +388,8 @@ def _anin_keeps(df: pd.DataFrame) -> ClaimResult:
     lams = _sweep(df)
     lo, hi = _style(df, "aninfonce", lams[0]), _style(df, "aninfonce", lams[-1])
     base = {b: _style(df, b, lams[-1]) for b in BASELINES}
-    ok = hi >= KEPT_FRACTION * lo and all(hi - v >= LOST_DROP for v in base.values())
+    # hi >= KEPT_FRACTION x lo as a difference, so float noise in the product cannot flip a tie
+    ok = C.at_least(hi - KEPT_FRACTION * lo, 0.0) and all(C.at_least(hi - v, LOST_DROP) for v in base.values())
     return ClaimResult(ok, f"AnInfoNCE style R^2 {lo:.3f} at Lambda_2 = {lams[0]:g}, {hi:.3f} at {lams[-1]:g}; "
                            + ", ".join(f"{LOSS_LABELS[b]} {v:.3f}" for b, v in base.items()))
 
@@ -402,7 +403,7 @@ def _knn_lower(loss: str):
         lams = _sweep(df)
         own_lo, own_hi = _knn(df, loss, lams[0]), _knn(df, loss, lams[-1])
         anin = _knn(df, "aninfonce", lams[-1])
-        ok = own_lo - own_hi >= KNN_GAP and anin - own_hi >= KNN_GAP
+        ok = C.at_least(own_lo - own_hi, KNN_GAP) and C.at_least(anin - own_hi, KNN_GAP)
         return ClaimResult(ok, f"KNN acc {LOSS_LABELS[loss]}: {own_lo:.3f} at Lambda_2 = {lams[0]:g}, {own_hi:.3f} at "
                                f"{lams[-1]:g}; AnInfoNCE at {lams[-1]:g}: {anin:.3f}")
     return check
@@ -417,7 +418,7 @@ def _ordering(lo: float, hi: float):
         true = np.linspace(lo, hi, len(lam))
         rho = C.spearman(lam, true)
         span = lam.max() / lam.min()
-        ok = rho >= ORDER_RHO
+        ok = C.at_least(rho, ORDER_RHO)
         return ClaimResult(ok, f"Spearman = {rho:.3f}; learned max/min = {span:.1f} (true {hi / lo:g}); "
                                f"Lambda^ = {np.round(lam, 1).tolist()}")
     return check

@@ -105,7 +105,7 @@ def _falls(sweep, x: str, name: str):
             c = _curve(sel, x, batch)
             drop = c.iloc[0] - c.iloc[-1]
             rho = C.spearman(c.index.to_numpy(float), c.to_numpy()) if len(c) > 2 else -1.0
-            ok &= drop >= DEGRADE and rho <= -0.8
+            ok &= C.at_least(drop, DEGRADE) and C.at_most(rho, -0.8, places=2)
             parts.append(f"batch {batch}: " + ", ".join(f"{name} {k:g}: {v:.3f}" for k, v in c.items())
                          + f" (drop {drop:.3f}, Spearman {rho:.2f})")
         return ClaimResult(bool(ok) and bool(parts), "; ".join(parts))
@@ -119,8 +119,9 @@ def _batch_helps(sweep, x: str, name: str):
         small, large = _curve(sel, x, batches[0]), _curve(sel, x, batches[-1])
         hard = max(small.index)
         gain = large[hard] - small[hard]
-        return ClaimResult(gain >= BATCH_GAIN, f"{name} = {hard:g}: R^2 batch {batches[0]} {small[hard]:.3f}, "
-                                                f"batch {batches[-1]} {large[hard]:.3f} (gain {gain:.3f})")
+        return ClaimResult(C.at_least(gain, BATCH_GAIN),
+                           f"{name} = {hard:g}: R^2 batch {batches[0]} {small[hard]:.3f}, "
+                           f"batch {batches[-1]} {large[hard]:.3f} (gain {gain:.3f})")
     return check
 
 

@@ -98,7 +98,9 @@ NONE, SOME = 1e-3, 0.05
 
 def _no_overlap_large(df: pd.DataFrame) -> ClaimResult:
     vals = {d: _overlap(df, d).get(LARGE, math.nan) for d in (2, 3)}
-    return ClaimResult(all(v < NONE for v in vals.values()),
+    # strict ("fewer than") at the printed 4 decimals; a missing value (NaN) fails
+    ok = all(math.isfinite(v) and not C.at_least(v, NONE, places=4) for v in vals.values())
+    return ClaimResult(ok,
                        ", ".join(f"{'circle' if d == 2 else 'sphere'}: overlap at kappa {LARGE:g} = {v:.4f}" for d, v in vals.items()))
 
 
@@ -107,7 +109,7 @@ def _overlap_small_and_falls(df: pd.DataFrame) -> ClaimResult:
     for d in (2, 3):
         c = _overlap(df, d)
         rho = C.spearman(c.index.to_numpy(float), c.to_numpy())
-        ok &= c.get(SMALL, 0.0) >= SOME and rho <= -0.9
+        ok &= C.at_least(c.get(SMALL, 0.0), SOME, places=4) and C.at_most(rho, -0.9, places=2)
         parts.append(f"{'circle' if d == 2 else 'sphere'}: " + ", ".join(f"kappa {k:g}: {v:.4f}" for k, v in c.items())
                      + f" (Spearman {rho:.2f})")
     return ClaimResult(bool(ok), "; ".join(parts))

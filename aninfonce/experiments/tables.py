@@ -132,17 +132,21 @@ def headline(df: pd.DataFrame, metric: str) -> pd.Series:
 # >= 0.05 on the projector (where the loss acts and InfoNCE is meant to be
 # invariant) and by >= 0.02 on the backbone (which keeps much augmentation
 # information under either loss, so a smaller gap is still a finding).
-# "Lower linear accuracy" is a strict comparison (single seed: a gap under
-# about half a point is within seed noise, and the measured string says so).
 MORE_PROJ, MORE_BACKBONE, ANISOTROPY = 0.05, 0.02, 2.0
+# "Lower linear accuracy": set with issue 11, before the runs that judge it,
+# replacing a strict a < b (which passed one run at -0.38 points, i.e. noise):
+# AnInfoNCE's linear top-1 is lower by >= 1.0 percentage point, about beyond
+# the seed-to-seed spread usually reported for linear probes.
+LOWER_LINEAR = 0.01
 
 
 def _more_info(space: str, baseline: str, margin: float):
     def check(df: pd.DataFrame) -> ClaimResult:
         rec = recovery(df, space)["aug_r2_mean"]
         a, b = float(rec["aninfonce"]), float(rec[baseline])
-        return ClaimResult(a - b >= margin, f"mean R^2 ({space}): AnInfoNCE {a:.3f}, {LABELS[baseline]} {b:.3f}, "
-                                            f"difference {a - b:+.3f}")
+        return ClaimResult(C.at_least(a - b, margin),
+                           f"mean R^2 ({space}): AnInfoNCE {a:.3f}, {LABELS[baseline]} {b:.3f}, "
+                           f"difference {a - b:+.3f}")
     return check
 
 
@@ -150,8 +154,10 @@ def _lower_linear(baseline: str):
     def check(df: pd.DataFrame) -> ClaimResult:
         acc = headline(df, "linear_top1")
         a, b = float(acc["aninfonce"]), float(acc[baseline])
-        return ClaimResult(a < b, f"linear top-1: AnInfoNCE {100 * a:.2f} %, {LABELS[baseline]} {100 * b:.2f} %, "
-                                  f"difference {100 * (a - b):+.2f} points")
+        # printed in % with 2 decimals: 4 decimals of the fraction
+        return ClaimResult(C.at_least(b - a, LOWER_LINEAR, places=4),
+                           f"linear top-1: AnInfoNCE {100 * a:.2f} %, {LABELS[baseline]} {100 * b:.2f} %, "
+                           f"difference {100 * (a - b):+.2f} points")
     return check
 
 
@@ -161,7 +167,9 @@ def _anisotropic(df: pd.DataFrame) -> ClaimResult:
     k = max(1, len(lam) // 10)
     top, bottom = float(np.sort(lam)[-k:].mean()), float(np.sort(lam)[:k].mean())
     ratio = top / bottom if bottom > 0 else math.inf
-    return ClaimResult(ratio >= ANISOTROPY, f"mean of the top 10 % of Lambda^ {top:.2f}, of the bottom 10 % "
+    # an infinite ratio (bottom Lambda^ <= 0) passes only with a positive top; no Lambda^ rows (NaN) fail
+    ok = C.at_least(ratio, ANISOTROPY, places=1) or (math.isinf(ratio) and top > 0)
+    return ClaimResult(ok, f"mean of the top 10 % of Lambda^ {top:.2f}, of the bottom 10 % "
                                             f"{bottom:.3f}: ratio {ratio:.1f}")
 
 
@@ -176,7 +184,8 @@ def _claims(eid: str) -> tuple[Claim, ...]:
                          f"the same on backbone features, higher by >= {MORE_BACKBONE}",
                          _more_info("backbone", b, MORE_BACKBONE)))
         out.append(Claim(f"{eid}.lower-linear.{b}",
-                         f"AnInfoNCE's offline linear-probe top-1 is lower than {LABELS[b]}'s",
+                         f"AnInfoNCE's offline linear-probe top-1 is lower than {LABELS[b]}'s by >= "
+                         f"{100 * LOWER_LINEAR:.1f} percentage point",
                          _lower_linear(b)))
     out.append(Claim(f"{eid}.anisotropic-lambda",
                      f"AnInfoNCE learns an anisotropic Lambda^: top-10 % mean / bottom-10 % mean >= {ANISOTROPY}",
@@ -357,6 +366,6 @@ for _eid in PROFILE_SETTINGS:
     register(Experiment(
         id=_eid, title=_TITLES[_eid], paper_ref=_REFS[_eid], source="recon", runs=_grid(_eid),
         execute=train_imagessl, plot=_plotter(_eid, _TITLES[_eid]), claims=_claims(_eid),
-        seconds_per_run=SECONDS_PER_RUN[_eid], notes=NOTES[_eid], reference=_reference(_eid),
+        seconds_per_run=SECONDS_PER_RUN[_eid], notes=NOTES[_eid], reference=_reference(_eid), golden="sanity",
         data_check=_DATA_CHECKS.get(_eid),
     ))

@@ -1,0 +1,179 @@
+"""Claim verdicts over seeds and over training (issue 11).
+
+A claim's ``check`` compares numbers from a results table. This module
+evaluates it the way a reader needs:
+
+- **per seed**: on each seed's runs alone, summarised as "k of n seeds"; the
+  claim's ``rule`` (written beside it, before the runs) turns that into the
+  verdict: ``all`` seeds, a ``majority``, or ``pooled`` (the check itself
+  compares across seeds, e.g. a trajectory against our seeds' range);
+- **over training**: at every logged step, on the rows up to that step (so
+  "the last step" of each run is that step). The verdict *holds since* the
+  first step from which it never changed again; one that still changed in
+  the last fifth of training is NOT SETTLED, counted apart from PASS / FAIL.
+
+Nothing here trains or reads torch: it reads results tables only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .registry import Claim, Experiment
+
+SETTLED_FRACTION = 0.8  # a verdict must hold over the last fifth of training (issue 11)
+STATUSES = ("PASS", "FAIL", "NOT SETTLED", "NO DATA")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    experiment: str
+    claim: str
+    text: str
+    rule: str
+    status: str  # one of STATUSES
+    measured: str  # the numbers at the last step (pooled over seeds), plus which seeds pass
+    seeds_passed: int = 0
+    n_seeds: int = 0
+    since_step: int | None = None  # first logged step from which the final verdict held
+    last_step: int | None = None
+    history: tuple[tuple[int, float, bool], ...] = ()  # (step, fraction of seeds passing, rule verdict)
+
+    @property
+    def label(self) -> str:
+        return self.status
+
+    @property
+    def passed(self) -> bool | None:
+        """True / False for a settled verdict, None for NOT SETTLED or NO DATA."""
+        return {"PASS": True, "FAIL": False}.get(self.status)
+
+    @property
+    def final(self) -> bool | None:
+        """The verdict at the last step, settled or not."""
+        return self.history[-1][2] if self.history else None
+
+    def seeds(self) -> str:
+        return f"{self.seeds_passed} of {self.n_seeds}" if self.n_seeds else "–"
+
+    def since(self) -> str:
+        if self.since_step is None:
+            return "–"
+        if len(self.history) == 1:
+            return f"{self.since_step:,} (one evaluation)"
+        return f"{self.since_step:,} (last {self.last_step:,})"
+
+
+def _check(claim: Claim, df: pd.DataFrame) -> tuple[bool | None, str]:
+    """(passed, measured); passed is None when the rows the claim needs are
+    absent (e.g. a metric logged only by newer runs)."""
+    try:
+        res = claim.check(df)
+        return (None if res.passed is None else bool(res.passed)), res.measured
+    except (KeyError, IndexError, ValueError, ZeroDivisionError) as err:
+        return False, f"could not evaluate: {type(err).__name__}: {err}"
+
+
+def _at_step(claim: Claim, df: pd.DataFrame, seeds: list) -> tuple[bool, int, str, list]:
+    """(rule verdict, seeds passing, pooled measured string, seeds that pass)
+    on the rows ``df`` (already truncated to a step)."""
+    pooled, measured = _check(claim, df)
+    pooled = bool(pooled)
+    if claim.rule == "pooled":
+        return pooled, len(seeds) if pooled else 0, measured, list(seeds) if pooled else []
+    passing = [s for s in seeds if _check(claim, df[df["seed"] == s])[0]]
+    k, n = len(passing), len(seeds)
+    verdict = k == n if claim.rule == "all" else k > n / 2
+    return verdict, k, measured, passing
+
+
+def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
+    base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule)
+    if df.empty:
+        return Verdict(**base, status="NO DATA", measured="no results")
+    seeds = sorted(pd.to_numeric(df["seed"]).unique().tolist())
+    steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
+    history = []
+    for s in steps[:-1]:
+        ok, k, _, _ = _at_step(claim, df[df["step"] <= s], seeds)
+        history.append((int(s), k / len(seeds), ok))
+    if _check(claim, df)[0] is None:  # the rows it needs are not there: no verdict
+        return Verdict(**base, status="NO DATA", measured=_check(claim, df)[1])
+    ok, k, measured, passing = _at_step(claim, df, seeds)
+    history.append((int(steps[-1]), k / len(seeds), ok))
+    since = history[-1][0]
+    for step, _, v in reversed(history):
+        if v != ok:
+            break
+        since = step
+    last = history[-1][0]
+    settled = len(history) == 1 or since <= SETTLED_FRACTION * last
+    if claim.rule != "pooled" and len(seeds) > 1:
+        measured += f" — seeds passing: {', '.join(map(str, passing)) or 'none'} of {', '.join(map(str, seeds))}"
+    status = ("PASS" if ok else "FAIL") if settled else "NOT SETTLED"
+    return Verdict(**base, status=status, measured=measured, seeds_passed=k, n_seeds=len(seeds), since_step=since,
+                   last_step=last, history=tuple(history))
+
+
+def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str) -> list[Verdict]:
+    return [evaluate_claim(exp.id, claim, frames[exp.id]) for exp in experiments for claim in exp.claims
+            if profile in claim.profiles]
+
+
+def counts(verdicts: list[Verdict]) -> dict[str, int]:
+    return {s: sum(v.status == s for v in verdicts) for s in STATUSES}
+
+
+def summary(verdicts: list[Verdict]) -> str:
+    c = counts(verdicts)
+    return ", ".join(f"{n} {s}" for s, n in c.items())
+
+
+def verdict_table(verdicts: list[Verdict]) -> str:
+    lines = ["| verdict | claim | statement | seeds (rule) | holds since step | measured (last step) |",
+             "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        fin = "" if v.status != "NOT SETTLED" else f" (now {'PASS' if v.final else 'FAIL'})"
+        lines.append(f"| **{v.status}**{fin} | `{v.claim}` | {v.text} | {v.seeds()} ({v.rule}) | {v.since()} | "
+                     f"{v.measured} |")
+    return "\n".join(lines)
+
+
+def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
+    """One row per claim, one column per logged step: the fraction of seeds
+    that pass (colour) and the rule's verdict (a dot where it passes)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import save
+
+    rows = [v for v in verdicts if v.history]
+    if not rows:
+        return []
+    steps = sorted({s for v in rows for s, _, _ in v.history})
+    frac = np.full((len(rows), len(steps)), np.nan)
+    dots = []
+    for i, v in enumerate(rows):
+        for s, f, ok in v.history:
+            j = steps.index(s)
+            frac[i, j] = f
+            if ok:
+                dots.append((j, i))
+    fig, ax = plt.subplots(figsize=(min(2 + 0.22 * len(steps), 14), 0.8 + 0.32 * len(rows)))
+    im = ax.imshow(frac, aspect="auto", cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
+    if dots:
+        xs, ys = zip(*dots)
+        ax.scatter(xs, ys, s=6, color="k")
+    stride = max(1, len(steps) // 12)
+    ax.set_xticks(range(0, len(steps), stride), [f"{steps[j]:,}" for j in range(0, len(steps), stride)],
+                  rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{v.claim} [{v.status}]" for v in rows], fontsize=7)
+    ax.axvline(next((j for j, s in enumerate(steps) if s > SETTLED_FRACTION * steps[-1]), len(steps)) - 0.5,
+               color="k", lw=0.8, ls=":")
+    ax.set_xlabel("logged step (dotted: start of the last fifth; dot: the claim's rule passes)")
+    ax.grid(False)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")
+    return save(fig, out, f"{name}_verdicts")

@@ -1,0 +1,117 @@
+"""Verdicts per seed, over training, at the printed precision (issue 11)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aninfonce import claims as C
+from aninfonce.registry import Claim, ClaimResult
+from aninfonce.verdicts import evaluate_claim, summary
+
+
+def test_rounding_cannot_flip_a_comparison():
+    # scipy's Spearman of a perfectly reversed 5-point sweep with one tie-free swap
+    assert C.at_most(-0.7999999999999999, -0.8, places=2)
+    assert C.at_least(0.8499999999999999, 0.85)
+    assert not C.at_least(0.8494, 0.85)  # printed 0.849: below, and it says so
+    assert not C.at_least(float("nan"), 0.0) and not C.at_most(float("nan"), 0.0)
+    assert C.within(1.04999999, 1.0, 1.05, places=2) and not C.within(1.0551, 1.0, 1.05, places=2)
+
+
+def _table(values: dict[int, list[float]]) -> pd.DataFrame:
+    """One run per seed; ``values[seed][i]`` is metric x at step 1000 * i."""
+    return pd.DataFrame([{"run_key": f"r{seed}", "seed": seed, "step": 1000 * i, "metric": "x", "value": v,
+                          "protocol": None} for seed, vs in values.items() for i, v in enumerate(vs)])
+
+
+def _claim(rule: str = "all") -> Claim:
+    def check(df):
+        v = C.final_value(df, "x", protocol=None)
+        return ClaimResult(C.at_least(v, 0.5), f"x = {v:.3f}")
+    return Claim("t.x", "x >= 0.5", check, rule=rule)
+
+
+def test_seeds_are_counted_and_the_rule_decides():
+    df = _table({0: [0, 1, 1, 1, 1, 1], 1: [0, 1, 1, 1, 1, 1], 2: [0, 0, 0, 0, 0, 0]})
+    v = evaluate_claim("t", _claim("all"), df)
+    assert (v.seeds_passed, v.n_seeds, v.status) == (2, 3, "FAIL")
+    assert "seeds passing: 0, 1 of 0, 1, 2" in v.measured
+    assert evaluate_claim("t", _claim("majority"), df).status == "PASS"
+    # pooled: the check sees the mean over seeds (0.667 >= 0.5)
+    assert evaluate_claim("t", _claim("pooled"), df).status == "PASS"
+
+
+def test_since_which_step_a_verdict_holds():
+    early = evaluate_claim("t", _claim(), _table({0: [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]}))
+    assert (early.status, early.since_step, early.last_step) == ("PASS", 2000, 10_000)
+    assert [ok for _, _, ok in early.history] == [False, False] + [True] * 9
+
+
+@pytest.mark.parametrize("values, now", [
+    ([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1], True),  # passes only from step 9,000 of 10,000
+    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], False),  # falls in the last fifth
+])
+def test_a_verdict_that_changes_in_the_last_fifth_is_not_settled(values, now):
+    v = evaluate_claim("t", _claim(), _table({0: values}))
+    assert v.status == "NOT SETTLED" and v.passed is None and v.final is now
+    assert summary([v]) == "0 PASS, 0 FAIL, 1 NOT SETTLED, 0 NO DATA"
+
+
+def test_a_change_just_before_the_last_fifth_is_settled():
+    v = evaluate_claim("t", _claim(), _table({0: [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1]}))
+    assert (v.status, v.since_step) == ("PASS", 8000)
+
+
+def test_a_check_that_raises_on_a_seed_counts_as_failing_there():
+    df = _table({0: [1, 1], 1: [1, 1]})
+
+    def check(df):
+        if set(df["seed"]) == {1}:
+            raise KeyError("missing rows")
+        return ClaimResult(True, "ok")
+
+    v = evaluate_claim("t", Claim("t.raise", "", check), df)
+    assert (v.seeds_passed, v.status) == (1, "FAIL")
+
+
+def test_no_rows_is_no_data():
+    assert evaluate_claim("t", _claim(), pd.DataFrame()).status == "NO DATA"
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        Claim("t.bad", "", lambda df: ClaimResult(True, ""), rule="best-seed")
+
+
+def test_fig4b_spearman_at_the_threshold_passes():
+    """The fig4B case: a Spearman of -0.7999999999999999 is -0.80 as printed."""
+    rho = C.spearman([1, 2, 3, 4, 5], [5, 4, 3, 1, 2]) * 0.8 / 0.9  # -0.8 up to the last bit
+    assert np.isclose(rho, -0.8) and C.at_most(rho, -0.8, places=2)
+
+
+def test_a_check_without_its_rows_is_no_data_not_fail():
+    v = evaluate_claim("t", Claim("t.none", "", lambda df: ClaimResult(None, "no block rows")), _table({0: [1, 1]}))
+    assert (v.status, v.measured) == ("NO DATA", "no block rows")
+
+
+def test_golden_sanity_mode_accepts_chaotic_values_in_range_and_rejects_the_rest(tmp_path):
+    """Tiny image runs are held to sanity ranges (report.SANITY_RANGES), the
+    rest to float tolerance: a value that moved is fine only in the former."""
+    from aninfonce import report
+
+    def frame(exp, metric, value):
+        return pd.DataFrame([{"experiment": exp, "run_key": "k", "step": 2, "metric": metric, "protocol": None,
+                              "value": value}])
+
+    gold = {"img": frame("img", "linear_top1", 0.875), "syn": frame("syn", "r2_all", 0.5)}
+    path = tmp_path / "golden.csv"
+    report.write_golden(gold, path)
+    moved = {"img": frame("img", "linear_top1", 0.84375), "syn": frame("syn", "r2_all", 0.5)}
+    assert report.compare_golden(moved, path, sanity=frozenset({"img"})) == []
+    assert report.compare_golden(moved, path) != []  # exact mode sees the move
+    broken = {"img": frame("img", "linear_top1", 1.5), "syn": frame("syn", "r2_all", 0.51)}
+    problems = report.compare_golden(broken, path, sanity=frozenset({"img"}))
+    assert len(problems) == 2 and "sanity range" in problems[0]
+    lr = {"img": frame("img", "lr", 0.1), "syn": frame("syn", "r2_all", 0.5)}
+    report.write_golden(lr, path)
+    assert report.compare_golden({**lr, "img": frame("img", "lr", 0.2)}, path, sanity=frozenset({"img"})) != []
