@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -53,8 +54,17 @@ def _save_atomic(obj: Any, path: Path) -> None:
 
 
 def _load_checked(path: Path) -> Any:
+    """A checkpoint or cached artefact, loaded with ``weights_only=True``:
+    tensors, plain containers and numbers only, so a file from elsewhere
+    cannot run code when loaded. A damaged or unsafe file is one clear error."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" in str(err):
+            raise CorruptCheckpoint(f"{path} holds more than tensors and plain data (it could run code when loaded) "
+                                    f"and is refused; delete it to rebuild it") from None
+        raise CorruptCheckpoint(f"checkpoint {path} cannot be read (UnpicklingError); "
+                                f"delete it to restart that run from scratch") from None
     except Exception as err:  # torch raises several types for a damaged file
         raise CorruptCheckpoint(f"checkpoint {path} cannot be read ({type(err).__name__}); "
                                 f"delete it to restart that run from scratch") from None

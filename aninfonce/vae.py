@@ -82,7 +82,8 @@ def train_vae(cfg: VAEConfig, images: torch.Tensor, test_images: torch.Tensor, s
     vae.eval()
     stats = evaluate_vae(vae, test_images.to(device), seed)
     return {"config": dataclasses.asdict(cfg), "state_dict": {k: v.cpu() for k, v in vae.state_dict().items()},
-            "stats": stats, "grids": make_grids(vae, test_images.to(device), seed)}
+            "stats": stats,  # grids as tensors: the cache is loaded with weights_only=True
+            "grids": {k: torch.from_numpy(v) for k, v in make_grids(vae, test_images.to(device), seed).items()}}
 
 
 @torch.no_grad()

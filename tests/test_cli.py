@@ -184,3 +184,26 @@ def test_dataset_missing_survives_a_process_boundary():
 
     err = pickle.loads(pickle.dumps(DatasetMissing("MNIST", Path("/nowhere"), "fix it")))
     assert type(err) is DatasetMissing and str(err) == "MNIST not found in /nowhere: fix it"
+
+
+class _Payload:
+    """Stands for any pickled object: loading it would run its module's code."""
+
+
+def test_checkpoint_that_carries_a_pickled_object_is_refused(tmp_path, dirs):
+    import torch
+
+    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
+    key = pd.read_csv(csv)["run_key"].iloc[0]
+    csv.unlink()
+    ckpt = tmp_path / "results" / ".cache" / "smoke" / "fig2-linear" / f"{key}.pt"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"step": 20, "rows": [], "payload": _Payload()}, ckpt)
+    with pytest.raises(Exception) as err:
+        from aninfonce.runner import _load_checked
+        _load_checked(ckpt)
+    assert type(err.value).__name__ == "CorruptCheckpoint" and "could run code" in str(err.value)
+    res = run_cli("fig2-linear", "--profile", "smoke", "--executor", "local", *dirs)
+    assert res.returncode == 2 and "could run code" in res.stderr and "Traceback" not in res.stderr
+    assert ckpt.exists()

@@ -275,7 +275,7 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     dying = DiesAfterFirstCheckpoint(**{f.name: getattr(ctx("b"), f.name) for f in dataclasses.fields(RunContext)})
     with pytest.raises(_Killed):
         train_imagessl(spec, dying)
-    assert torch.load(tmp_path / "b" / "ck.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "b" / "ck.pt", weights_only=True)["epoch"] == 1
     resumed = train_imagessl(spec, ctx("b"))
     strip = lambda rows: [(r["step"], r["metric"], round(r["value"], 5)) for r in rows]  # noqa: E731
     assert strip(resumed) == strip(full)
