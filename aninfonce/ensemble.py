@@ -2,7 +2,7 @@
 terms on different positive-pair conditionals, sharing one encoder f.
 
 With K "augmentations", term k drawing positive pairs z+ ~ p_k(. | z) (the
-anisotropic conditional of PAPER.md section 2 with its own diagonal
+anisotropic conditional of docs/PROTOCOL.md §2 with its own diagonal
 precision Lambda_k) and owning its own learned diagonal Lambda^_k:
 
     L_ens(f, Lambda^_1..K) = sum_{k=1..K} L_AnInfoNCE(f, Lambda^_k; pairs from p_k)

@@ -1,5 +1,5 @@
 """SimCLR-style training on images with InfoNCE or AnInfoNCE, and the
-evaluations of the tables (PAPER.md section 6, a reconstruction [recon]).
+evaluations of the tables (docs/PROTOCOL.md §6, a reconstruction [recon]).
 
 One function, :func:`train_imagessl`, trains and evaluates one run of a
 :class:`ImageSSLSpec`. It runs in one process (the runner) or data-parallel

@@ -1,5 +1,5 @@
 """Latent space of the synthetic experiments: the sphere marginal and the
-anisotropic positive-pair conditional (PAPER.md section 2).
+anisotropic positive-pair conditional (docs/PROTOCOL.md §2).
 
 Everything here is vectorised torch on the caller's device and draws its
 randomness from an explicit ``torch.Generator``, so a run is reproducible and

@@ -1,5 +1,5 @@
 """InfoNCE, AnInfoNCE, and their hard-negative variant, all built on one
-similarity: s(a, b) = -1/2 (a - b)^T diag(Lambda^) (a - b)   (PAPER.md section 3).
+similarity: s(a, b) = -1/2 (a - b)^T diag(Lambda^) (a - b)   (docs/PROTOCOL.md §3).
 
 The three losses differ only in how Lambda^ is parametrised (:class:`Metric`):
 

@@ -1,4 +1,4 @@
-"""Identifiability metrics (PAPER.md section 4): linear R^2 by factor group and
+"""Identifiability metrics (docs/PROTOCOL.md §4.2): linear R^2 by factor group and
 MCC after Hungarian matching."""
 
 from __future__ import annotations

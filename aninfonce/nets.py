@@ -1,5 +1,5 @@
 """Networks of the synthetic experiments: the frozen mixing g and the encoder f
-(PAPER.md section 2). Image models live with their experiments."""
+(docs/PROTOCOL.md §2). Image models live with their experiments."""
 
 from __future__ import annotations
 

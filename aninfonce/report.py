@@ -215,7 +215,7 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
                     parts += ["Verdict against training step:", "", f"![{exp.id} verdicts]({p.name})", ""]
     parts += ["## Every run", "", "Wall time and speed of each run (the CSVs' provenance columns): steps/s (wall) = steps / wall time, "
               "evaluation included; steps/s (training) = steps / training time, evaluation and checkpoints "
-              "excluded ('–' for runs recorded before it was logged). A resumed run counts its resumed part.", "",
+              "excluded ('–' for runs recorded before it was logged). Both cover every part of a resumed run (`resumes` in the CSVs counts its restarts; runs recorded before that counted only their last part).", "",
               per_run_table(frames), ""]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "REPORT.md"

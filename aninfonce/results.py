@@ -24,9 +24,10 @@ from filelock import FileLock
 CORE_COLUMNS = ("experiment", "run_key", "seed", "step", "metric", "value", "protocol")
 # steps_per_second = steps / wall (evaluation included); train_steps_per_second
 # = steps / training time (evaluation and checkpoints excluded; rows from
-# before it was added lack it)
+# before it was added lack it); wall time and both rates cover every part of a
+# resumed run, ``resumes`` counts its restarts
 PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "device", "date", "wall_seconds",
-                      "steps_per_second", "train_steps_per_second")
+                      "steps_per_second", "train_steps_per_second", "resumes")
 
 
 class CorruptResults(RuntimeError):

@@ -80,10 +80,26 @@ class RunContext:
     data_root: Path | None = None
     show_progress: bool = True
     label: str = ""
-    # filled by train_loop: optimisation steps run in this process and their time
-    # (evaluation and checkpoints excluded), for the train_steps_per_second column
+    # filled by train_loop: optimisation steps run and their time (evaluation and
+    # checkpoints excluded), for the train_steps_per_second column; a resumed run
+    # carries them over from its checkpoint, with the wall time of its earlier
+    # parts and the number of resumes, so provenance describes the whole run
     train_steps: int = 0
     train_seconds: float = 0.0
+    wall_before: float = 0.0
+    resumes: int = 0
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def timing(self) -> dict[str, float]:
+        """What a checkpoint stores so the run's totals survive a kill."""
+        return {"train_steps": self.train_steps, "train_seconds": self.train_seconds,
+                "wall_seconds": self.wall_before + time.perf_counter() - self.started, "resumes": self.resumes}
+
+    def restore_timing(self, timing: dict[str, float] | None) -> None:
+        if timing:
+            self.train_steps, self.train_seconds = int(timing["train_steps"]), float(timing["train_seconds"])
+            self.wall_before, self.resumes = float(timing["wall_seconds"]), int(timing["resumes"]) + 1
+            self.started = time.perf_counter()
 
     def load_checkpoint(self) -> Any | None:
         if not self.checkpoint_path.exists():
@@ -140,6 +156,8 @@ def resume_or_start(ctx: "RunContext", modules: dict[str, Any], data_gen: torch.
     for name, module in modules.items():
         module.load_state_dict(state[name])
     data_gen.set_state(state["data_gen"])
+    if hasattr(ctx, "restore_timing"):
+        ctx.restore_timing(state.get("timing"))
     return state["rows"], state["step"]
 
 
@@ -177,7 +195,8 @@ def train_loop(ctx: "RunContext", label: str, steps: int, eval_every: int, start
                 bar.update(i - bar.n)
                 bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
                 if i < steps:
-                    ctx.save_checkpoint({"step": i, "rows": rows, **state()})
+                    timing = ctx.timing() if hasattr(ctx, "timing") else {}
+                    ctx.save_checkpoint({"step": i, "rows": rows, "timing": timing, **state()})
                 t_train = time.perf_counter()
     return rows
 
@@ -237,16 +256,15 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
     ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
                      artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
                      data_root=data_root, show_progress=show_progress, label=run.spec.label())
-    t0 = time.perf_counter()
     metric_rows = run.experiment.execute(run.spec, ctx)
-    wall = time.perf_counter() - t0
+    wall = ctx.wall_before + time.perf_counter() - ctx.started  # the whole run, over all its parts
     steps = getattr(run.spec, "steps", None)
     train_sps = ctx.train_steps / ctx.train_seconds if ctx.train_seconds > 0 else None  # set by train_loop
     common = {
         "experiment": run.experiment.id, "run_key": run.spec.key, "profile": profile, **run.spec.columns(),
         **results.provenance(), "device": str(device), "wall_seconds": round(wall, 3),
         "steps_per_second": round(steps / wall, 2) if steps else None,
-        "train_steps_per_second": round(train_sps, 2) if train_sps else None,
+        "train_steps_per_second": round(train_sps, 2) if train_sps else None, "resumes": ctx.resumes,
     }
     rows = [{**common, "protocol": None, **r} for r in metric_rows]
     results.append_run(run.csv, rows)

@@ -1,4 +1,4 @@
-"""Training and evaluation of one synthetic run (PAPER.md sections 2-4).
+"""Training and evaluation of one synthetic run (docs/PROTOCOL.md §2-4).
 
 One function, :func:`train_synthetic`, serves Figures 2 and 4 and the
 hard-negative study: the spec says which Lambda, which loss, which sizes.

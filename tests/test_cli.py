@@ -95,6 +95,24 @@ def test_killed_run_resumes_to_identical_rows(tmp_path):
     assert len(a) == len(b)
     pd.testing.assert_frame_equal(a[cols], b[cols])
     assert not list(ckpt_dir.glob("*.pt")), "checkpoint not removed after the run finished"
+    # provenance covers the whole run: one resume, and the killed part's wall time counted
+    assert (a["resumes"] == 0).all() and (b["resumes"] == 1).all()
+    assert b["wall_seconds"].iloc[0] > 0.3  # the first part alone ran at least until the kill
+
+
+def test_timing_survives_a_checkpoint():
+    """RunContext.timing / restore_timing: totals carry over, resumes count up."""
+    from aninfonce.runner import RunContext
+
+    ctx = RunContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
+    ctx.train_steps, ctx.train_seconds, ctx.wall_before = 100, 2.0, 5.0
+    saved = ctx.timing()
+    later = RunContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
+    later.restore_timing(saved)
+    assert (later.train_steps, later.train_seconds, later.resumes) == (100, 2.0, 1)
+    assert later.timing()["wall_seconds"] >= 5.0
+    later.restore_timing(later.timing())
+    assert later.resumes == 2
 
 
 def test_check_and_golden(tmp_path, dirs, capsys):

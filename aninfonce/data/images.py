@@ -1,4 +1,4 @@
-"""Image datasets of the tables (PAPER.md section 6) and SimCLR augmentations
+"""Image datasets of the tables (docs/PROTOCOL.md §6) and SimCLR augmentations
 that record, for every view, the parameters actually drawn.
 
 Sources, each an :class:`ImageSource` of uint8 images (C, H, W) and labels:
@@ -16,7 +16,7 @@ or ImageNet can be downloaded on the machines that build this project, so
 synthetic datasets in the *real* on-disk formats: tests and the smoke profile
 read them through the same loaders a real run uses.
 
-Augmentations [recon, after SimCLR and PAPER.md section 6]: random resized
+Augmentations [recon, after SimCLR and docs/PROTOCOL.md §6]: random resized
 crop, horizontal flip, colour jitter (brightness, contrast, saturation, hue in
 random order) with probability p, grayscale with probability p, Gaussian blur
 (ImageNet). Parameters are drawn with a numpy generator seeded by (seed,

@@ -204,7 +204,7 @@ register(Experiment(
     reference=reference_ensemble, seconds_per_run={"smoke": 2.0, "quick": 110.0, "paper": 100_000 * 0.3},
     notes="Formula [recon] (the paper's is not available): L_ens = Σ_k L_AnInfoNCE(f, Λ̂_k; pairs from p_k), one "
           "encoder f shared by all terms, one learned diagonal Λ̂_k per term, each term's negatives from its own batch "
-          "of N pairs; p_k is the conditional of PAPER.md §2 with precision Λ_k. Design [recon]: d = 10; term k changes "
+          "of N pairs; p_k is the conditional of docs/PROTOCOL.md §2 with precision Λ_k. Design [recon]: d = 10; term k changes "
           "the dims whose 4-bit code has bit k set strongly (Λ = 5) and the rest weakly (Λ = 25); codes per dim 1100 "
           "1010 1001 0110 0101 0011 0000 1111 1000 0111, so each term splits the dims 5 / 5 and all four together tell "
           "every dim apart. Runs: each term alone, t0 + t1, all four. Quick: 128 pairs per term per step, 8000 "

@@ -10,7 +10,7 @@ Lambda = kappa * I (``lambda_kind='isotropic'``, ``lam2 = kappa``) [recon]:
 the figure is about how much the views differ and how many negatives there
 are, not about anisotropy, and an isotropic Lambda is the theory's own
 setting, so every dim is "content" and the figure reports R^2 over all dims.
-With the rejection sampler of PAPER.md section 2, kappa is the per-dim
+With the rejection sampler of docs/PROTOCOL.md §2, kappa is the per-dim
 precision of the Gaussian step before projection.
 
 Sweep A holds d / kappa = 0.4 fixed (kappa = 2.5 d), i.e. the expected squared

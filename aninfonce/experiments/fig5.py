@@ -6,7 +6,7 @@ contrastive task is solved without relating the anchors' neighbourhoods to
 each other ("augmentation overlap" missing).
 
 Drawn from the code's own sampler (:func:`aninfonce.latents.sample_positive`,
-the rejection sampler of PAPER.md section 2 with Lambda = kappa * I) on the
+the rejection sampler of docs/PROTOCOL.md §2 with Lambda = kappa * I) on the
 circle S^1 and the sphere S^2, with a few evenly spread anchors [recon: the
 paper's drawing is not available]. ``execute`` measures the overlap that the
 drawing shows, so a claim can check it:

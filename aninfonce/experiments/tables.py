@@ -1,5 +1,5 @@
 """The real-image tables [caption + recon]: SimCLR with InfoNCE vs AnInfoNCE on
-CIFAR10 and ImageNet, and what each representation keeps (PAPER.md section 6).
+CIFAR10 and ImageNet, and what each representation keeps (docs/PROTOCOL.md §6).
 
 Known [caption]: AnInfoNCE raises the recovery of information that InfoNCE
 collapses, and lowers downstream accuracy. Everything else is reconstructed
