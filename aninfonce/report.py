@@ -31,6 +31,11 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
     frames = {}
     for e in experiments:
         df = results.load_experiment(results_dir, profile, e.id)
+        bad = results.incomplete_runs(results.csv_path(results_dir, profile, e.id), df)
+        if bad:
+            print(f"note: leaving out {len(bad)} incomplete run(s) of {e.id} ("
+                  + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")
+            df = df[~df["run_key"].astype(str).isin(bad)]
         if not df.empty:
             n_seeds = int(pd.to_numeric(df["seed"]).max()) + 1
             current = {s.key for s in e.grid(profile, n_seeds, speed)}

@@ -10,6 +10,8 @@ row, and a killed writer never leaves a half-written CSV.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -60,8 +62,78 @@ def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
     return df
 
 
+# ---------------------------------------------------------------- completion records
+# Every run that finishes leaves a completion record beside the CSV
+# (<experiment>.runs.json: run key -> row count and a hash of its rows), so a
+# run whose rows were cut or altered afterwards is found, named and re-run
+# alone. A CSV without any record file predates the records: its runs count
+# as complete, and the next append writes records for all of them.
+
+
+def records_path(path: Path) -> Path:
+    return Path(path).with_suffix(".runs.json")
+
+
+def run_digest(rows: pd.DataFrame) -> str:
+    """Hash of one run's (step, metric, protocol, value) rows as read back
+    from the CSV, values exact (float.hex)."""
+    canon = pd.DataFrame({
+        "step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
+        "protocol": rows["protocol"].fillna("").astype(str),
+        "value": pd.to_numeric(rows["value"]).map(lambda v: float(v).hex()),
+    })
+    return hashlib.sha256(canon.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def _read_records(path: Path) -> dict[str, dict] | None:
+    rp = records_path(path)
+    if not rp.exists():
+        return None
+    try:
+        return json.loads(rp.read_text())
+    except (OSError, ValueError):
+        return {}  # a damaged record file: every run is re-checked as unrecorded
+
+
+def incomplete_runs(path: Path, df: pd.DataFrame | None = None) -> dict[str, str]:
+    """Run key -> why its rows in ``path`` cannot be trusted (rows missing or
+    altered since the run finished, or no completion record)."""
+    df = load(path) if df is None else df
+    records = _read_records(path)
+    if records is None or df.empty:
+        return {}
+    out = {}
+    for key, rows in df.groupby(df["run_key"].astype(str), sort=False):
+        rec = records.get(key)
+        if rec is None:
+            out[key] = "no completion record"
+        elif len(rows) != rec["rows"]:
+            out[key] = f"{len(rows)} of its {rec['rows']} rows"
+        elif run_digest(rows) != rec["sha256"]:
+            out[key] = "rows altered since it finished"
+    return out
+
+
 def done_keys(path: Path) -> set[str]:
-    return set(load(path)["run_key"].astype(str))
+    """Runs whose rows are all there, as their completion record says."""
+    df = load(path)
+    return set(df["run_key"].astype(str)) - set(incomplete_runs(path, df))
+
+
+def _write_records(path: Path, df: pd.DataFrame, new_key: str, old: dict[str, dict] | None) -> None:
+    """Records for ``new_key`` (just written) and, the first time, for every
+    run already in the file; an existing record is never overwritten, so a
+    damaged run stays visible until it is re-run."""
+    records = dict(old or {})
+    for key, rows in df.groupby(df["run_key"].astype(str), sort=False):
+        if key == new_key or (old is None and key not in records):
+            records[key] = {"rows": len(rows), "sha256": run_digest(rows)}
+    records = {k: v for k, v in records.items() if k in set(df["run_key"].astype(str))}
+    rp = records_path(path)
+    fd, tmp = tempfile.mkstemp(dir=rp.parent, prefix=f".{rp.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(records, fh, indent=0, sort_keys=True)
+    os.replace(tmp, rp)
 
 
 def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -78,7 +150,9 @@ def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
         df = new if old.empty else pd.concat([old, new], ignore_index=True)
         front = [c for c in CORE_COLUMNS if c in df.columns]
         df = df[front + [c for c in df.columns if c not in front]]
+        records = _read_records(path) if path.exists() else {}
         write_atomic(df, path)
+        _write_records(path, load(path), key, records)  # hashed as read back: what a later load sees
 
 
 def write_atomic(df: pd.DataFrame, path: Path) -> None:

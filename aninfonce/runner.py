@@ -216,6 +216,8 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
         done = results.done_keys(csv)
+        for key, why in results.incomplete_runs(csv).items():
+            print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
         for spec in exp.grid(profile, n_seeds, speed):
             ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"
             status = "done" if spec.key in done else "resume" if ckpt.exists() else "new"
