@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from . import experiments  # noqa: F401  (registers every entry; the registry never imports them)
 from . import report
+from .data import DATA_ENV, data_root
 from .executors import EXECUTORS, run_all
-from .registry import PROFILES, UnknownExperiment, all_experiments, select
+from .registry import PROFILES, all_experiments, select
 from .runner import format_plan, format_seconds, plan, resolve_device
 from .speed import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "ANINFONCE_DATA"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,12 +61,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def data_root(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    return Path.home() / ".cache" / "aninfonce" / "data"
 
 
 def measured_quick(exp, results_dir: Path) -> str:

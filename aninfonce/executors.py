@@ -49,6 +49,7 @@ def _pool_job(exp_id: str, execute: Callable | None, spec, status: str, csv: Pat
     (a module-level function), otherwise (a closure) the entry is looked up
     again in the worker's registry by id."""
     if execute is None:
+        from . import experiments as _entries  # noqa: F401  (registers every entry in this worker)
         from .registry import all_experiments
 
         experiments = all_experiments()

@@ -24,11 +24,9 @@ Evaluations, each named in its rows' ``protocol``:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -543,76 +541,3 @@ def evaluate(spec: ImageSSLSpec, model: SimCLRNet, train_src: D.ImageSource, tes
         rows.append({"metric": "aug_r2_mean", "value": float(np.mean(r2s)), "protocol": p})
     rows.append({"metric": "eval_images", "value": float(len(query_src)), "protocol": proto["linear"]})
     return rows
-
-
-# ------------------------------------------------------------------ torchrun entry point
-
-
-class _RankContext:
-    """A non-zero rank's view of the run context: it reads the checkpoint rank 0
-    writes but never writes one."""
-
-    def __init__(self, ctx):
-        self._ctx = ctx
-        self.device, self.data_root, self.artifact_dir = ctx.device, ctx.data_root, ctx.artifact_dir
-
-    def load_checkpoint(self):
-        return self._ctx.load_checkpoint()
-
-    def save_checkpoint(self, state) -> None:
-        pass
-
-    def cached(self, name, build):
-        return self._ctx.cached(name, build)
-
-    def progress(self, total: int, initial: int = 0):
-        return self._ctx.progress(total, initial)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Data-parallel execution of an experiment's image runs under torchrun.
-
-    Every rank plans the same runs; all train each run together; rank 0
-    appends the rows to the results CSV (through the runner) and drops the
-    checkpoint. Plot and report afterwards with ``reproduce.py --plot-only``."""
-    from . import runner
-    from .cli import data_root as resolve_data_root
-    from .registry import select
-
-    p = argparse.ArgumentParser(prog="torchrun ... -m aninfonce.imagessl")
-    p.add_argument("experiments", nargs="+")
-    p.add_argument("--profile", default="paper")
-    p.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent.parent / "results")
-    p.add_argument("--data-root", type=Path, default=None)
-    p.add_argument("--backend", default=None, help="nccl on GPUs (default there), gloo on CPU")
-    p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(args.backend or ("nccl" if cuda else "gloo"))
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    rank = dist.get_rank()
-    try:
-        runs = runner.plan(select(args.experiments), args.profile, 1, args.results_dir)
-        for run in runs:
-            if run.status == "done":
-                continue
-            if rank == 0:
-                wall = runner.run_one(run, args.profile, device, args.results_dir, resolve_data_root(args.data_root),
-                                      show_progress=True)
-                print(f"{run.spec.label()} finished in {runner.format_seconds(wall)} on {dist.get_world_size()} ranks")
-            else:
-                ctx = runner.RunContext(device=device, checkpoint_path=run.checkpoint,
-                                        artifact_dir=runner.cache_dir(args.results_dir, args.profile) / run.experiment.id / "artifacts",
-                                        data_root=resolve_data_root(args.data_root), show_progress=False)
-                run.experiment.execute(run.spec, _RankContext(ctx))
-            dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -93,8 +93,9 @@ def register(exp: Experiment) -> Experiment:
 
 
 def all_experiments() -> dict[str, Experiment]:
-    from . import experiments  # noqa: F401  (importing registers every entry)
-
+    """Every registered entry. The registry never imports its entries:
+    importing ``aninfonce.experiments`` registers them (the CLI, the pool's
+    workers and the torchrun entry do so once)."""
     return dict(_REGISTRY)
 
 

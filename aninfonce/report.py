@@ -3,7 +3,6 @@ report. Everything here reads only the results CSVs."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 

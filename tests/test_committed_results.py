@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from aninfonce.cli import main
+import aninfonce.experiments  # noqa: F401  (registers every entry)
 from aninfonce.registry import all_experiments
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -231,7 +231,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     runs of the CIFAR10 entry together, rank 0 writes the rows once."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "aninfonce.imagessl", "cifar10-table", "--profile", "smoke", "--device", "cpu",
+           "-m", "aninfonce.torchrun", "cifar10-table", "--profile", "smoke", "--device", "cpu",
            "--results-dir", str(tmp_path / "res"), "--data-root", str(tmp_path / "data")]
     # own process group: on a timeout the ranks are killed with the launcher, not orphaned
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

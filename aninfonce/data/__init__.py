@@ -1,10 +1,23 @@
 """Datasets: where they are looked for, and the one message a user sees when
 one is missing. The data root is --data-root, else $ANINFONCE_DATA, else
-~/.cache/aninfonce/data (see cli.data_root)."""
+~/.cache/aninfonce/data (:func:`data_root`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+DATA_ENV = "ANINFONCE_DATA"
+
+
+def data_root(arg: Path | None = None) -> Path:
+    """Where datasets are looked for: ``arg`` (--data-root), else
+    $ANINFONCE_DATA, else ~/.cache/aninfonce/data."""
+    if arg is not None:
+        return Path(arg)
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    return Path.home() / ".cache" / "aninfonce" / "data"
 
 
 class DatasetMissing(FileNotFoundError):

@@ -49,7 +49,7 @@ def runs(profile: str, n_seeds: int) -> list[SyntheticSpec]:
     """Seed-major, so ``--seeds 1`` runs one seed of every candidate first."""
     out = []
     for seed in range(n_seeds):
-        for name, changes in CANDIDATES.items():
+        for changes in CANDIDATES.values():
             for kind in SETTINGS.values():
                 extra = dict(SMOKE, steps=40, warmup_steps=5) if profile == "smoke" else {}
                 out.append(SyntheticSpec(experiment="calibration", lambda_kind=kind, seed=seed, fast=True,

@@ -53,6 +53,7 @@ from ..losses import Metric, contrastive_loss
 from ..metrics import HELD_OUT, identifiability_rows
 from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
                      plot_lambda_traces, r2_groups_against, save)
+from ..data import data_root
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 from ..synthetic import LOSSES as ALL_LOSSES
@@ -172,8 +173,6 @@ class ConvEncoder(nn.Module):
 def _data_root(ctx) -> Path:
     if ctx.data_root is not None:
         return Path(ctx.data_root)
-    from ..cli import data_root
-
     return data_root(None)
 
 
