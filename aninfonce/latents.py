@@ -79,7 +79,8 @@ def sample_positive(
     with probability 0.999: 2-3 rounds per call. It is the same exact rejection
     sampler (iid candidates, first accepted kept) with another random stream,
     so it stays off on CPU, where every stored result was drawn with k = 8.
-    ``stats``, if given, receives the number of rounds.
+    ``stats``, if given, receives the number of rounds and the norms ||z~||
+    of the accepted draws before projection.
     """
     if adaptive is None:
         adaptive = z.device.type != "cpu"
@@ -102,6 +103,8 @@ def sample_positive(
         cols = torch.arange(n_wait, device=z.device)
         chosen = cand[idx, cols] / norm[idx, cols, None]
         out[waiting[got]] = chosen[got]
+        if stats is not None:  # the pre-projection norms of the draws kept (what the band constrains)
+            stats.setdefault("accepted_norms", []).append(norm[idx, cols][got])
         waiting = waiting[~got]
         if adaptive and len(waiting):
             k = _round_size(float(ok.float().mean()), len(waiting), z.shape[1])

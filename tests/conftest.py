@@ -10,6 +10,15 @@ sys.path.insert(0, str(ROOT))
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# a real figure is tens of kB; the "no results yet" placeholder (plots.no_data) about 6 kB
+REAL_FIGURE_BYTES = 20_000
+
+
+def assert_real_figure(path: Path) -> None:
+    """The figure exists and is drawn from data, not the placeholder."""
+    assert path.stat().st_size > REAL_FIGURE_BYTES, f"{path.name} is the no-data placeholder or empty"
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(1)

@@ -4,9 +4,14 @@ from a clean clone (no training, no data)."""
 import shutil
 from pathlib import Path
 
+import pytest
+
 from aninfonce.cli import main
 import aninfonce.experiments  # noqa: F401  (registers every entry)
 from aninfonce.registry import all_experiments
+from conftest import assert_real_figure
+
+pytestmark = pytest.mark.slow  # end to end through the CLI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +25,7 @@ def test_plot_only_from_committed_quick_results(tmp_path):
     for exp in all_experiments().values():
         assert f"`{exp.id}`" in report
     for name in ("fig2", "fig2_linear", "fig3", "fig4", "fig5", "hardneg", "ensemble"):
-        assert (out / f"{name}.png").stat().st_size > 10_000
+        assert_real_figure(out / f"{name}.png")
     # every claim of the profile is reported with one of the four statuses, seeds and step
     for exp in all_experiments().values():
         for claim in exp.claims:

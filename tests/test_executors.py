@@ -55,6 +55,7 @@ def _sorted_rows(csv: Path) -> pd.DataFrame:
     return results.load(csv)[cols].sort_values(cols[:4]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_pool_parallel_single_thread_workers_same_numbers_as_local_and_errors_keep_their_type(tmp_path):
     """One pool session (worker start-up is the slow part): four probes, one
     of which fails, and two real synthetic runs."""
@@ -82,6 +83,7 @@ def test_pool_parallel_single_thread_workers_same_numbers_as_local_and_errors_ke
                                   _sorted_rows(results.csv_path(pooled, "smoke", "pooltest")))
 
 
+@pytest.mark.slow
 def test_slurm_executor_through_submitit_local(tmp_path, monkeypatch):
     # submitit's local jobs start a fresh interpreter: let it import this module, where `probe` lives
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
@@ -129,6 +131,7 @@ def _writer(csv: str, writer: int, barrier) -> None:
                                     "value": float(writer), "protocol": None} for i in range(ROWS_PER_RUN)])
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_and_duplicate_no_row(tmp_path):
     csv = tmp_path / "smoke" / "conc.csv"
     ctx = mp.get_context("spawn")

@@ -12,6 +12,8 @@ import pytest
 from aninfonce import results
 from aninfonce.cli import main
 
+pytestmark = pytest.mark.slow  # end to end through the CLI
+
 
 @pytest.fixture
 def finished(tmp_path):

@@ -102,6 +102,7 @@ def test_compiled_encoder_trains_like_the_eager_one():
 
 
 @needs_bf16
+@pytest.mark.slow
 def test_speed_preset_keeps_its_results_apart(tmp_path, capsys):
     dirs = ["--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures")]
     assert main(["fig2-linear", "fig5", "--profile", "smoke", "--executor", "local", "--speed", "fast-lowp", *dirs]) == 0
@@ -133,9 +134,11 @@ def test_steps_per_second_counts_training_time_only(tmp_path):
                evaluate=slow_eval, state=dict)
     wall = time.perf_counter() - t0
     assert ctx.train_steps == 20
-    assert ctx.train_seconds < 0.1 < wall
+    # both evaluations sleep >= 0.2 s each and are excluded: holds however slow the machine is
+    assert wall - ctx.train_seconds >= 0.4
 
 
+@pytest.mark.slow
 def test_gpu_step_script_runs_on_cpu(tmp_path):
     """benchmarks/gpu_synthetic_step.py is the prepared GPU check: it must not
     rot between GPU sessions."""

@@ -226,6 +226,7 @@ def test_gather_with_grad_gives_the_global_batch_gradient(tmp_path):
         assert torch.allclose(ddp["grads"][k], p.grad, atol=1e-6), k
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     """The real entry point under torchrun with gloo: both ranks train the smoke
     runs of the CIFAR10 entry together, rank 0 writes the rows once."""
@@ -255,6 +256,7 @@ class _Killed(RuntimeError):
     pass
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_rows(tmp_path):
     spec = ImageSSLSpec(experiment="t", dataset="cifar10", synthetic_files=True, arch="smallcnn", width=4,
                         augment="cifar10", image_size=16, epochs=3, batch=8, steps_per_epoch_limit=2,
@@ -283,6 +285,7 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
 
 # ---------------------------------------------------------------- entries end to end
 
+@pytest.mark.slow
 def test_each_entry_smoke_through_the_cli(tmp_path, mnist_root, capsys):
     res, fig = tmp_path / "res", tmp_path / "fig"
     args = [*ENTRIES, "--profile", "smoke", "--executor", "local", "--results-dir", str(res),
