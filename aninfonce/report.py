@@ -207,6 +207,9 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
             if mine:
                 parts += ["### Claims", "", verdict_table(mine), ""]
             continue
+        lost = lost_directions(df)
+        if lost:
+            parts += ["### Lost directions", "", lost, ""]
         if exp.reference is not None:
             try:
                 parts += ["### Reference numbers beside ours", "", exp.reference(df), ""]
@@ -225,6 +228,39 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))
     return path
+
+
+LOST_DIM = 0.9  # a latent dim "lost" by a run that should keep it (issue 10's criterion)
+
+
+def lost_directions(df: pd.DataFrame) -> str:
+    """Per AnInfoNCE run at its last step: whether some latent dim has a
+    held-out R^2 below LOST_DIM (the lost-direction plateau of issue 10), with
+    the per-dim R^2 of each run that has one. "" for entries without per-dim
+    rows. InfoNCE runs are left out: losing style is what the paper says they do."""
+    if df.empty or not df["metric"].astype(str).str.startswith("r2/").any():
+        return ""
+    sel = df[df["loss"] == "aninfonce"] if "loss" in df else df
+    last = sel[sel["step"] == sel.groupby("run_key")["step"].transform("max")]
+    dims = last[last["metric"].astype(str).str.startswith("r2/") & (last["protocol"] == "held-out")].copy()
+    if dims.empty:
+        return ""
+    dims["dim"] = dims["metric"].str.split("/").str[1].astype(int)
+    table = dims.pivot_table(index="run_key", columns="dim", values="value").round(2)  # judged as printed
+    lost = table[(table < LOST_DIM).any(axis=1)]
+    head = (f"Lost directions (per-dim held-out R² < {LOST_DIM} at the last step) in AnInfoNCE runs: "
+            f"**{len(lost)} of {len(table)}**.")
+    if lost.empty:
+        return head
+    varying = [c for c in ("lam2", "lambda_kind", "hard_beta", "d", "kappa", "batch", "terms_used", "seed")
+               if c in sel and sel[c].astype(str).nunique() > 1]
+    spec = sel.drop_duplicates("run_key").set_index("run_key")
+    lines = [head, "", "| run | " + " | ".join(f"R² dim {d}" for d in table.columns) + " |",
+             "|---|" + "---|" * len(table.columns)]
+    for key, row in lost.iterrows():
+        name = ", ".join(f"{c}={spec.at[key, c]}" for c in varying) or key
+        lines.append(f"| {name} | " + " | ".join(f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row) + " |")
+    return "\n".join(lines)
 
 
 def _deviations(exp: Experiment, profile: str) -> str:
