@@ -20,6 +20,7 @@ from .. import claims as C
 from ..metrics import HELD_OUT
 from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
                      plot_lambda_traces, r2_groups_against, save)
+from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..synthetic import LOSSES, SyntheticSpec, train_synthetic
 
@@ -257,9 +258,15 @@ def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     _panel_d(axes[0], df)
     axes[0].set_title("learned Λ̂, Λ linearly spaced 5..25")
     for name, style in (("mcc", "-"), ("r2_all", "--")):  # MCC is same-sample [code]; R^2 held-out
-        sel = metric(df, name, None if name == "mcc" else HELD_OUT).groupby("step")["value"].mean()
+        rows = metric(df, name, None if name == "mcc" else HELD_OUT)
+        sel = rows.groupby("step")["value"].mean()
         axes[1].plot(sel.index, sel.values, color=LOSS_COLORS["aninfonce"], ls=style, label="MCC" if name == "mcc" else "R² (all dims)")
-    axes[1].set(xlabel="training step", ylim=(0, 1.02), title="identifiability (AnInfoNCE)")
+        for _, run in rows.groupby("run_key") if rows["seed"].nunique() > 1 else ():  # every seed, thin
+            axes[1].plot(run["step"], run["value"], color=LOSS_COLORS["aninfonce"], ls=style, lw=0.5, alpha=0.4)
+    log = authors_series("linear-5-25")
+    log = log[log.index <= df["step"].max()]
+    axes[1].plot(log.index, log["mcc"], color="k", lw=1, label="authors' MCC at the same step [code]")
+    axes[1].set(xlabel="training step", ylim=(0, 1.02), title="identifiability (AnInfoNCE; thin: seeds)")
     axes[1].legend()
     fig.suptitle(f"Authors' linearly spaced setting (profile: {profile})", y=1.02)
     fig.tight_layout()
@@ -274,6 +281,21 @@ def _per_seed(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         [(f"ours, seed {s}", df[df["seed"] == s]) for s in seeds] if len(seeds) > 1 else [])
 
 
+def _authors_at(df: pd.DataFrame, setting: str, halves: bool = False) -> str:
+    """The authors' logged row at the step our runs ended [code] (their
+    batch 1000 and learning rates; R^2 same-sample), so a budget effect is
+    read as one: at 12k steps their own MCC was far from its end value."""
+    step = int(df["step"].max())
+    log = authors_series(setting)
+    if step not in log.index:
+        return f"| authors' log at our last step {step:,} | not logged | | | |"
+    r = log.loc[step]
+    lam = r["lambda_sorted"]
+    shown = f"{lam[5:].mean():.1f} / {lam[:5].mean():.1f}" if halves else ", ".join(f"{v:.1f}" for v in lam)
+    return (f"| authors' log at our last step, {step + 1:,} [code] | {r['loss_mean_250']:.2f} (batch 1000) | "
+            f"{r['r2_all_same_sample']:.4f} (same sample) | {r['mcc']:.3f} | {shown} (sorted) |")
+
+
 def _ours(df: pd.DataFrame, **sel) -> tuple[dict[str, float], np.ndarray]:
     ours = {m: C.final_value(df, m, protocol=None if m == "mcc" else HELD_OUT, **sel) for m in ("r2_all", "mcc", "loss_eval")}
     return ours, C.final_lambda_hat(df, matched=True, **sel)
@@ -282,7 +304,8 @@ def _ours(df: pd.DataFrame, **sel) -> tuple[dict[str, float], np.ndarray]:
 def reference_linear(df: pd.DataFrame) -> str:
     """The authors' logged numbers [code] beside ours, per seed."""
     lines = ["| | loss | R² (all) | MCC | learned Λ̂ |", "|---|---|---|---|---|",
-             "| authors' log, step 102,251 [code] | 4.08 | 0.9976 | 0.990 | 5.9, 7.8, 9.7, 11.7, 13.7, 15.8, 18.0, 19.9, 22.0, 24.2 |"]
+             "| authors' log, step 102,251 [code] | 4.08 | 0.9976 | 0.990 | 5.9, 7.8, 9.7, 11.7, 13.7, 15.8, 18.0, 19.9, 22.0, 24.2 |",
+             _authors_at(df, "linear-5-25")]
     for label, rows in _per_seed(df):
         ours, lam = _ours(rows, loss="aninfonce")
         lines.append(f"| {label} | {ours['loss_eval']:.2f} | {ours['r2_all']:.4f} | {ours['mcc']:.3f} | "
@@ -311,7 +334,8 @@ def reference_fig2(df: pd.DataFrame) -> str:
 
 def _reference_focus(df: pd.DataFrame) -> str:
     lines = ["| AnInfoNCE, bimodal 25 / 5 | loss | R² (all) | MCC | learned Λ̂ (content / style) |", "|---|---|---|---|---|",
-             "| authors' log, step 118,251 [code] | 4.37 | 0.9973 | 0.684 | 23.1 / 5.5 |"]
+             "| authors' log, step 118,251 [code] | 4.37 | 0.9973 | 0.684 | 23.1 / 5.5 |",
+             _authors_at(df, "bimodal-25-5", halves=True)]
     for label, rows in _per_seed(C.select(df, loss="aninfonce", lam2=FOCUS_LAMBDA2)):
         ours, lam = _ours(rows)
         half = len(lam) // 2
