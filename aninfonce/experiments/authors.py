@@ -186,6 +186,29 @@ def plot(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     return save(fig, out, "authors_logs")
 
 
+def _loss_lag(theirs: pd.DataFrame, ours: pd.DataFrame) -> str:
+    """Where our mean loss at our last step sits on the authors' curve: the
+    authors' step with the same 250-step mean loss (linear interpolation),
+    i.e. how far ahead of or behind their one run ours is."""
+    if ours.empty:
+        return ""
+    last = int(ours.index.max())
+    mine = float(ours.loc[last].mean())
+    curve = theirs["loss_mean_250"]
+    curve = curve[curve.index > 0]
+    below = curve[curve <= mine]
+    if below.empty:
+        return f"our loss {mine:.3f} at {last:,}: below anything the authors logged"
+    t1 = int(below.index[0])
+    prev = curve[curve.index < t1]
+    if prev.empty:
+        step = float(t1)
+    else:
+        t0, l0, l1 = int(prev.index[-1]), float(prev.iloc[-1]), float(curve.loc[t1])
+        step = t0 + (t1 - t0) * (l0 - mine) / (l0 - l1)
+    return f"loss-matched: our mean at {last:,} = the authors' at ~{step:,.0f} (ratio {last / step:.2f})"
+
+
 def reference_table(df: pd.DataFrame) -> str:
     """Authors vs ours at matched steps (every 2,000 from FROM_STEP, and our
     last step), then the authors' final row as context."""
@@ -208,6 +231,9 @@ def reference_table(df: pd.DataFrame) -> str:
             top = lam.xs(lam.index.get_level_values(0).max(), level=0)
             cells.append(f"{a[0]:.1f} … {a[-1]:.1f} / {lam.xs(0, level=0).mean():.1f} … {top.mean():.1f}")
             lines.append(f"| {setting} | {s:,} | " + " | ".join(cells) + " |")
+        lag = _loss_lag(theirs, ours["loss_train"])
+        if lag:
+            lines.append(f"| {setting} | {lag} | | | | |")
         end = theirs.iloc[-1]
         lines.append(f"| {setting} | authors' last, {int(theirs.index[-1]):,} [context] | {end['loss_mean_250']:.3f} | "
                      f"{end['r2_all_same_sample']:.4f} | {end['mcc']:.3f} | {end['lambda_sorted'][0]:.1f} … "
