@@ -12,6 +12,7 @@ import pandas as pd
 from . import experiments  # noqa: F401  (registers every entry; the registry never imports them)
 from . import report
 from .data import DATA_ENV, data_root
+from .errors import BadInput, UserError
 from .executors import EXECUTORS, run_all
 from .registry import PROFILES, all_experiments, select
 from .runner import format_plan, format_seconds, plan, resolve_device
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(exps, args)
         if args.update_golden:
             if args.profile != "smoke" or args.speed != "exact":
-                raise ValueError("golden values are kept for the smoke profile with --speed exact only")
+                raise BadInput("golden values are kept for the smoke profile with --speed exact only")
             frames = report.load_all(exps, args.results_dir, "smoke")
             n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
@@ -197,12 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as err:  # one clear line for every known failure, no traceback
-        if type(err).__name__ in KNOWN_ERRORS:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
-
-
-KNOWN_ERRORS = {"UnknownExperiment", "CorruptResults", "CorruptCheckpoint", "TrainingDiverged", "DatasetMissing",
-                "ValueError", "FileNotFoundError", "PermissionError"}
+    except (UserError, PermissionError) as err:  # one clear line, no traceback; anything else is a bug
+        print(f"error: {err}", file=sys.stderr)
+        return 2

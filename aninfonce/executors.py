@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .errors import BadInput
 from .runner import PlannedRun, execute, format_seconds, run_one
 
 EXECUTORS = ("local", "pool", "slurm")
@@ -181,4 +182,4 @@ def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.d
     elif executor == "slurm":
         run_slurm(runs, profile, device, results_dir, data_root, log)
     else:
-        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+        raise BadInput(f"unknown executor {executor!r}; choose one of {EXECUTORS}")

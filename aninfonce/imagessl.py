@@ -38,6 +38,7 @@ import torchvision
 from torch import nn
 
 from .data import images as D
+from .errors import BadInput
 from .losses import Metric, contrastive_loss
 from .specs import RunSpec
 
@@ -289,7 +290,7 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
     device = ctx.device
     rank, size = world()
     if spec.batch % size:
-        raise ValueError(f"batch {spec.batch} does not split over {size} ranks")
+        raise BadInput(f"batch {spec.batch} does not split over {size} ranks")
     train_src, test_src = load_sources(spec, ctx)
     cfg = spec.augment_config()
     model = build_model(spec, train_src.channels).to(device)
@@ -309,7 +310,7 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
     if spec.steps_per_epoch_limit:
         steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch_limit)
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_src)} training images give no batch of {spec.batch}")
+        raise BadInput(f"{len(train_src)} training images give no batch of {spec.batch}")
     total = steps_per_epoch * spec.epochs
     net_params = [p for n, p in model.named_parameters() if not n.startswith("metric.")]
     sgd = torch.optim.SGD(net_params, lr=spec.lr * spec.batch / 256, momentum=spec.momentum,

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
+
 LOG_PATH = Path(__file__).resolve().parent.parent / "reference" / "authors-logs.csv"
 # our metric (and protocol) <- the log's column; the log's step n is after n updates,
 # our evaluation at step s is after s updates: we match s = n - 1 (off by one update)
@@ -22,7 +24,8 @@ def authors_log() -> pd.DataFrame:
     the log's columns, and ``lambda_sorted`` (the learned Lambda^ sorted
     ascending: encoder dims carry no latent order, so ranks are compared)."""
     if not LOG_PATH.exists():
-        raise FileNotFoundError(f"the authors' reference log is missing: {LOG_PATH}")
+        raise UserError(f"the authors' reference log is missing: {LOG_PATH} (it ships with the repository; "
+                        "restore it with git checkout reference/)")
     df = pd.read_csv(LOG_PATH)
     df["step"] = df["step"] - 1
     df["lambda_sorted"] = [np.sort(np.array(s.split(), dtype=float)) for s in df["lambda_hat"]]

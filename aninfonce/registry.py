@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .errors import UserError
 from .specs import RunSpec
 
 PROFILES = ("smoke", "quick", "paper")
@@ -99,7 +100,7 @@ def all_experiments() -> dict[str, Experiment]:
     return dict(_REGISTRY)
 
 
-class UnknownExperiment(LookupError):
+class UnknownExperiment(UserError, LookupError):
     pass
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from .errors import UserError
+
 # columns every row has, in this order; the spec's own fields follow
 CORE_COLUMNS = ("experiment", "run_key", "seed", "step", "metric", "value", "protocol")
 # steps_per_second = steps / wall (evaluation included); train_steps_per_second
@@ -32,7 +34,7 @@ PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "d
                       "steps_per_second", "train_steps_per_second", "resumes")
 
 
-class CorruptResults(RuntimeError):
+class CorruptResults(UserError, RuntimeError):
     """A results CSV that cannot be read or lacks the core columns."""
 
 

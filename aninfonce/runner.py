@@ -23,11 +23,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import results
+from .errors import BadInput, UserError
 from .registry import Experiment
 from .specs import RunSpec
 
 
-class CorruptCheckpoint(RuntimeError):
+class CorruptCheckpoint(UserError, RuntimeError):
     pass
 
 
@@ -40,9 +41,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        raise BadInput("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise BadInput(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -140,7 +141,7 @@ def _to_device(state: Any, device: torch.device) -> Any:
     return state
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
 
 

@@ -34,6 +34,8 @@ from typing import Iterator, TypeVar
 import torch
 import torch.nn.functional as F
 
+from .errors import BadInput
+
 MATMUL = ("ieee", "reduced")
 COMPILE = ("off", "on", "cudagraphs")
 
@@ -51,7 +53,7 @@ S = TypeVar("S")
 def apply(spec: S, preset: str) -> S:
     """``spec`` with the preset's settings on the fields it has (``SPEED_FIELDS``)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown speed preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise BadInput(f"unknown speed preset {preset!r}; choose one of {', '.join(PRESETS)}")
     fields = getattr(type(spec), "SPEED_FIELDS", ())
     changes = {k: v for k, v in PRESETS[preset].items() if k in fields}
     return dataclasses.replace(spec, **changes) if changes else spec
@@ -59,11 +61,11 @@ def apply(spec: S, preset: str) -> S:
 
 def check(matmul: str, compile: str) -> None:
     if matmul not in MATMUL:
-        raise ValueError(f"unknown matmul precision {matmul!r}; choose one of {MATMUL}")
+        raise BadInput(f"unknown matmul precision {matmul!r}; choose one of {MATMUL}")
     if compile not in COMPILE:
-        raise ValueError(f"unknown compile mode {compile!r}; choose one of {COMPILE}")
+        raise BadInput(f"unknown compile mode {compile!r}; choose one of {COMPILE}")
     if compile != "off" and matmul != "ieee":
-        raise ValueError("compile and matmul='reduced' do not combine (the reduced products are an eager "
+        raise BadInput("compile and matmul='reduced' do not combine (the reduced products are an eager "
                          "autograd function); pick one")
 
 
@@ -89,13 +91,13 @@ def reduced_matmul(device: torch.device) -> Iterator[None]:
     inputs inside the block; the previous setting is restored after it."""
     if device.type == "cpu":
         if not cpu_has_bf16():
-            raise ValueError("matmul='reduced' needs a CPU with bf16 matrix support (AVX512-BF16 or AMX); "
+            raise BadInput("matmul='reduced' needs a CPU with bf16 matrix support (AVX512-BF16 or AMX); "
                              "this one has none, so the products would silently stay float32")
         backend, mode = torch.backends.mkldnn.matmul, "bf16"
     elif device.type == "cuda":
         backend, mode = torch.backends.cuda.matmul, "tf32"
     else:
-        raise ValueError(f"matmul='reduced' is defined for cpu and cuda, not {device.type}")
+        raise BadInput(f"matmul='reduced' is defined for cpu and cuda, not {device.type}")
     before = backend.fp32_precision
     backend.fp32_precision = mode
     try:

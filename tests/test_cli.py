@@ -230,3 +230,20 @@ def test_bad_checkpoint_gives_one_clear_message_and_is_kept(tmp_path, dirs, writ
     res = run_cli("fig2-linear", "--profile", "smoke", "--executor", "local", *dirs)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
     assert ckpt.exists()
+
+
+def test_a_bug_keeps_its_traceback_while_user_errors_are_one_line(tmp_path, dirs, monkeypatch):
+    """Only errors a user can act on (aninfonce.errors.UserError) become one
+    line and exit 2; a ValueError from a bug propagates with its traceback."""
+    import dataclasses
+
+    from aninfonce import registry
+
+    def broken(spec, ctx):
+        raise ValueError("a bug in a trainer")
+
+    exp = registry.all_experiments()["fig5"]
+    monkeypatch.setitem(registry._REGISTRY, "fig5", dataclasses.replace(exp, execute=broken))
+    with pytest.raises(ValueError, match="a bug in a trainer"):
+        main(["fig5", "--profile", "smoke", "--executor", "local", *dirs])
+    assert main(["fig5", "--profile", "smoke", "--device", "tpu", *dirs]) == 2

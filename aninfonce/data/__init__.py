@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import UserError
+
 DATA_ENV = "ANINFONCE_DATA"
 
 
@@ -20,7 +22,7 @@ def data_root(arg: Path | None = None) -> Path:
     return Path.home() / ".cache" / "aninfonce" / "data"
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(UserError, FileNotFoundError):
     """Raised with one sentence naming the folder searched and how to fix it."""
 
     def __init__(self, name: str, searched: Path, how: str = ""):
