@@ -27,8 +27,8 @@ class DatasetMissing(UserError, FileNotFoundError):
 
     def __init__(self, name: str, searched: Path, how: str = ""):
         self._init_args = (name, searched, how)
-        hint = how or (f"download it there (the run does this itself where the internet is reachable), "
-                       f"or point --data-root / $ANINFONCE_DATA at a folder that holds it")
+        hint = how or ("download it there (the run does this itself where the internet is reachable), "
+                       "or point --data-root / $ANINFONCE_DATA at a folder that holds it")
         super().__init__(f"{name} not found in {searched}: {hint}")
 
     def __reduce__(self):

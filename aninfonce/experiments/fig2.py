@@ -9,7 +9,6 @@ Plus the authors' second setting, ten linearly spaced Lambda (5..25), with MCC
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,7 +17,7 @@ import pandas as pd
 
 from .. import claims as C
 from ..metrics import HELD_OUT
-from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
+from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, metric, no_data,
                      plot_lambda_traces, r2_groups_against, save)
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
