@@ -266,7 +266,7 @@ def lost_directions(df: pd.DataFrame) -> str:
 def _deviations(exp: Experiment, profile: str) -> str:
     """The model / optimiser fields in which an entry's runs of ``profile``
     differ from the authors' (synthetic entries only; "" when none do)."""
-    from .synthetic import SyntheticSpec, deviations_from_authors
+    from .trainers.synthetic import SyntheticSpec, deviations_from_authors
 
     if profile == "smoke":
         return ""

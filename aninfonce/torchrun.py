@@ -2,7 +2,7 @@
 -m aninfonce.torchrun cifar10-table --profile paper --data-root /data``.
 
 Every rank plans the same runs and trains each together (the trainer in
-:mod:`aninfonce.imagessl` gathers across ranks); rank 0 writes the rows."""
+:mod:`aninfonce.trainers.simclr` gathers across ranks); rank 0 writes the rows."""
 
 from __future__ import annotations
 

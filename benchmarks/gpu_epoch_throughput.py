@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aninfonce.data import images as D  # noqa: E402
 from aninfonce.experiments.tables import PROFILE_SETTINGS, SECONDS_PER_RUN  # noqa: E402
-from aninfonce.imagessl import ImageSSLSpec, _autocast, build_model, image_ssl_loss  # noqa: E402
+from aninfonce.trainers.simclr import ImageSSLSpec, _autocast, build_model, image_ssl_loss  # noqa: E402
 
 # images per epoch and the stored size of a source image
 DATASET_SIZE = {"cifar10": (50_000, 32), "imagenet": (1_281_167, 400), "mnist": (60_000, 28)}

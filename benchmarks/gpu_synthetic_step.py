@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aninfonce import latents, speed  # noqa: E402
-from aninfonce.synthetic import SyntheticSpec, build, train_step  # noqa: E402
+from aninfonce.trainers.synthetic import SyntheticSpec, build, train_step  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

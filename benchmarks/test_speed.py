@@ -7,7 +7,7 @@ written here, so that one run prints the speed-up as a ratio.
 default, bit for bit): the loss from three N x N blocks concatenated into
 2N x 2N logits and ``F.cross_entropy``, and Adam's default per-tensor loop.
 ``fast`` is the opt-in library path: ``contrastive_loss(..., fast=True)`` and
-:func:`aninfonce.synthetic.train_step` with ``SyntheticSpec(fast=True)``.
+:func:`aninfonce.trainers.synthetic.train_step` with ``SyntheticSpec(fast=True)``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from aninfonce import latents, metrics
 from aninfonce.losses import contrastive_loss
 from aninfonce.nets import PAPER_ENCODER_WIDTHS
-from aninfonce.synthetic import SyntheticSpec, build, positive_pairs, train_step
+from aninfonce.trainers.synthetic import SyntheticSpec, build, positive_pairs, train_step
 
 
 # ---------------------------------------------------------------- plain versions

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from aninfonce.runner import RunContext
-from aninfonce.batched import batchable_groups, train_synthetic_batched
-from aninfonce.synthetic import SyntheticSpec, train_synthetic
+from aninfonce.trainers.batched import batchable_groups, train_synthetic_batched
+from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
 TINY = dict(batch=48, steps=40, eval_every=20, widths=(2, 2), eval_samples=256, mixing_draws=200, lr_f=1e-3,
             lr_metric=1e-2)

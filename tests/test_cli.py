@@ -65,7 +65,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from aninfonce.registry import Experiment, register
-    from aninfonce.synthetic import SyntheticSpec, train_synthetic
+    from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
     from aninfonce.cli import main
     spec = SyntheticSpec(experiment="killtest", batch=64, steps=1500, eval_every=100, widths=(2, 2),
                          eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2)

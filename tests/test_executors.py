@@ -19,7 +19,7 @@ from aninfonce.executors import run_pool, run_slurm
 from aninfonce.registry import Experiment
 from aninfonce.runner import execute, plan
 from aninfonce.specs import RunSpec
-from aninfonce.synthetic import SyntheticSpec, train_synthetic
+from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
 TINY = dict(batch=32, steps=30, eval_every=15, widths=(2, 2), eval_samples=256, mixing_draws=200)
 

@@ -191,7 +191,7 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows(sched
     import copy
     from types import SimpleNamespace
 
-    from aninfonce.synthetic import SyntheticSpec, train_synthetic
+    from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
     class Ctx:  # keeps every checkpoint, to resume from the first one
         device = torch.device("cpu")
@@ -223,7 +223,7 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows(sched
 
 
 def test_lr_factor_warms_up_then_decays_to_zero():
-    from aninfonce.synthetic import SyntheticSpec, lr_factor
+    from aninfonce.trainers.synthetic import SyntheticSpec, lr_factor
 
     spec = SyntheticSpec(experiment="t", steps=1000, lr_schedule="cosine", warmup_steps=100)
     f = [lr_factor(spec, s) for s in range(1001)]

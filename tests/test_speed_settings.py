@@ -9,10 +9,11 @@ import torch
 
 from aninfonce import speed
 from aninfonce.cli import main
-from aninfonce.ensemble import EnsembleSpec
+from aninfonce.trainers.ensemble import EnsembleSpec
 from aninfonce.nets import MLPEncoder
-from aninfonce.runner import RunContext, train_loop
-from aninfonce.synthetic import SyntheticSpec, build, train_step
+from aninfonce.runner import RunContext
+from aninfonce.trainers.loop import train_loop
+from aninfonce.trainers.synthetic import SyntheticSpec, build, train_step
 
 
 def _encoder_and_input(seed=0):

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from aninfonce.cli import main
-from aninfonce.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble
+from aninfonce.trainers.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble
 from aninfonce.experiments import ensemble as ens_exp
 from aninfonce.experiments.fig5 import OverlapSpec, execute_overlap
 from aninfonce.losses import contrastive_loss
 from aninfonce.runner import RunContext
-from aninfonce.synthetic import SyntheticSpec, train_synthetic
+from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 from conftest import assert_real_figure
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from aninfonce import cli
 from aninfonce.data import DatasetMissing
 from aninfonce.data import images as D
-from aninfonce.imagessl import ImageSSLSpec, image_ssl_loss, knn_top1, offline_linear_probe, train_imagessl
+from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, knn_top1, offline_linear_probe, train_imagessl
 from aninfonce.runner import RunContext
 
 ROOT = Path(__file__).resolve().parent.parent

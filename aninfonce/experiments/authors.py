@@ -21,7 +21,7 @@ from ..metrics import SAME_SAMPLE
 from ..plots import LOSS_COLORS, indexed_metric, metric, no_data, save
 from ..reference import COLUMNS, authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..synthetic import SyntheticSpec, train_synthetic
+from ..trainers.synthetic import SyntheticSpec, train_synthetic
 from .fig2 import BLOCK_LEAK, KEPT, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
 
 # [code] the authors' setting: README runs 1 and 2 of brendel-group/AnInfoNCE

@@ -31,7 +31,7 @@ from .. import claims as C
 from ..plots import final_step, indexed_metric, metric, no_data, save
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..synthetic import SyntheticSpec, train_synthetic
+from ..trainers.synthetic import SyntheticSpec, train_synthetic
 from .authors import AUTHORS, SETTINGS, SMOKE, setting_of
 
 # name -> the optimisation changes against the authors' setting [recon]

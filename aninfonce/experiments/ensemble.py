@@ -16,7 +16,7 @@ identifies z up to a rotation inside its two blocks of 5 dims (MCC well below
 {3, 4, 9}, {5, 6}; the sum of all four separates every dim, so the ensemble
 should identify each factor on its own (MCC near 1). Loss:
 L_ens = sum_k L_AnInfoNCE(f, Lambda^_k; pairs from term k), see
-:mod:`aninfonce.ensemble`.
+:mod:`aninfonce.trainers.ensemble`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..ensemble import EnsembleSpec, train_ensemble
+from ..trainers.ensemble import EnsembleSpec, train_ensemble
 from ..metrics import HELD_OUT
 from ..plots import final_step, indexed_metric, metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register

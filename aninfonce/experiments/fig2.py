@@ -21,7 +21,7 @@ from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, metri
                      plot_lambda_traces, r2_groups_against, save)
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..synthetic import LOSSES, SyntheticSpec, train_synthetic
+from ..trainers.synthetic import LOSSES, SyntheticSpec, train_synthetic
 
 # [recon] the swept Lambda_2 values are not known; 5 is the isotropic control
 # (Lambda_2 = Lambda_1), 200 is where the style dims barely matter to InfoNCE.

@@ -11,7 +11,7 @@ encoders. C, D: learned Lambda^ during training for ten true Lambda linearly
 spaced over 5..50 (C) and 5..200 (D).
 
 Reconstructed choices [recon], each in one place below:
-- VAE: the classic MLP VAE of ``aninfonce/vae.py``, trained once per profile
+- VAE: the classic MLP VAE of ``aninfonce/trainers/vae.py``, trained once per profile
   and seed through the runner's artefact cache.
 - Anchor marginal: uniform on the sphere of radius sqrt(10) in the VAE's latent
   space, u ~ U(S^9), z = sqrt(10) u. This is the typical set of the VAE's
@@ -56,9 +56,9 @@ from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final
 from ..data import data_root
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
-from ..synthetic import LOSSES as ALL_LOSSES
-from ..runner import resume_or_start, snapshot, train_loop
-from ..vae import VAEConfig, load_vae, tile, train_vae
+from ..trainers.synthetic import LOSSES as ALL_LOSSES
+from ..trainers.loop import resume_or_start, snapshot, train_loop
+from ..trainers.vae import VAEConfig, load_vae, tile, train_vae
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1")

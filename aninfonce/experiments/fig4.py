@@ -34,7 +34,7 @@ from .. import claims as C
 from ..metrics import HELD_OUT
 from ..plots import final_step, indexed_metric, metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..synthetic import SyntheticSpec, train_synthetic
+from ..trainers.synthetic import SyntheticSpec, train_synthetic
 
 FOCUS_D = 10  # sweep B's dimension [code: the authors' d]
 KAPPA_PER_D = 2.5  # sweep A: kappa = 2.5 d, so d / kappa = 0.4 at every d [recon]

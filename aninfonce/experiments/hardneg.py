@@ -31,7 +31,7 @@ from .. import claims as C
 from ..metrics import HELD_OUT
 from ..plots import GROUP_LABELS, GROUP_STYLES, final_step, metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..synthetic import SyntheticSpec, train_synthetic
+from ..trainers.synthetic import SyntheticSpec, train_synthetic
 from .fig2 import KEPT
 
 # [recon] beta values. At the end of training with Lambda^ ~ (25, 5) the

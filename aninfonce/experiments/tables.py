@@ -36,7 +36,7 @@ import pandas as pd
 from .. import claims as C
 from ..data import DatasetMissing
 from ..data.images import AUGMENTS, CIFAR_HOW, IMAGENET_HOW
-from ..imagessl import LOSSES, ImageSSLSpec, train_imagessl
+from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
 from ..plots import LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 

@@ -12,13 +12,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from . import speed
-from .latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
-from .losses import Metric, contrastive_loss
-from .metrics import identifiability_rows
-from .runner import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
-from .nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
-from .specs import RunSpec
+from .. import speed
+from ..latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
+from ..losses import Metric, contrastive_loss
+from ..metrics import identifiability_rows
+from .loop import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
+from ..nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
+from ..specs import RunSpec
 
 # name -> (metric kind, fixed temperature). The paper's InfoNCE baseline is not
 # known [recon]: the learned scalar is the strongest isotropic baseline,

@@ -4,7 +4,7 @@ evaluations of the tables (docs/PROTOCOL.md §6, a reconstruction [recon]).
 One function, :func:`train_imagessl`, trains and evaluates one run of a
 :class:`ImageSSLSpec`. It runs in one process (the runner) or data-parallel
 under ``torchrun`` (``python -m torch.distributed.run --nproc_per_node N -m
-aninfonce.imagessl <experiment glob> ...``): a distributed sampler splits each
+aninfonce.torchrun <experiment glob> ...``): a distributed sampler splits each
 epoch, the projections of every rank are gathered with their gradient so
 every anchor sees the negatives of the whole global batch, and rank 0 writes
 checkpoints and results.
@@ -37,10 +37,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .data import images as D
-from .errors import BadInput
-from .losses import Metric, contrastive_loss
-from .specs import RunSpec
+from ..data import images as D
+from ..errors import BadInput
+from ..losses import Metric, contrastive_loss
+from ..specs import RunSpec
 
 # name -> (Metric kind, fixed temperature). [recon] The paper's InfoNCE
 # temperature is unknown: the learned scalar (same start and optimiser as
@@ -361,7 +361,7 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
                 if step % spec.log_every == 0 or i + 1 == steps_per_epoch:
                     mean_loss = float(loss_sum) / since
                     if not math.isfinite(mean_loss):
-                        from .synthetic import TrainingDiverged
+                        from .loop import TrainingDiverged
                         raise TrainingDiverged(f"{spec.label()} loss became {mean_loss} before step {step}")
                     rows += [{"step": step, "metric": "loss_train", "value": mean_loss},
                              {"step": step, "metric": "lr", "value": sched.get_last_lr()[0]}]

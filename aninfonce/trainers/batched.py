@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .losses import contrastive_loss
-from .speed import use_fused_adam
+from ..losses import contrastive_loss
+from ..speed import use_fused_adam
 from .synthetic import (SyntheticSpec, TrainingDiverged, _stamp, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
 

@@ -34,9 +34,9 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from .losses import Metric, contrastive_loss
-from .runner import resume_or_start, snapshot, train_loop
-from .speed import use_fused_adam
+from ..losses import Metric, contrastive_loss
+from .loop import resume_or_start, snapshot, train_loop
+from ..speed import use_fused_adam
 from .synthetic import (LOSSES, SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
 
