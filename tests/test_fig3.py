@@ -13,7 +13,8 @@ import torch
 
 from aninfonce.cli import main
 from aninfonce.data.mnist import FILES, DatasetMissing, ensure_mnist, load_mnist
-from aninfonce.experiments.fig3 import PROFILE_SETTINGS, Fig3Spec, vae_for
+from aninfonce.experiments.fig3 import PROFILE_SETTINGS
+from aninfonce.trainers.vae_images import Fig3Spec, vae_for
 from aninfonce.runner import RunContext
 from conftest import assert_real_figure
 
