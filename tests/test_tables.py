@@ -21,7 +21,8 @@ from torch import nn
 from aninfonce import cli
 from aninfonce.data import DatasetMissing
 from aninfonce.data import images as D
-from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, knn_top1, offline_linear_probe, train_imagessl
+from aninfonce.probes import knn_top1, offline_linear_probe
+from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, train_imagessl
 from aninfonce.runner import RunContext
 
 ROOT = Path(__file__).resolve().parent.parent
