@@ -1,7 +1,7 @@
 """InfoNCE, AnInfoNCE, and their hard-negative variant, all built on one
 similarity: s(a, b) = -1/2 (a - b)^T diag(Lambda^) (a - b)   (docs/PROTOCOL.md §3).
 
-The three losses differ only in how Lambda^ is parametrised (:class:`Metric`):
+The three losses differ only in how Lambda^ is parametrised (:class:`LearnedLambda`):
 
 - ``diag``   AnInfoNCE [code]: Lambda^ = softplus(theta), theta ~ N(0, 0.1^2) per dim.
 - ``scalar`` InfoNCE with one learned scalar, Lambda^ = softplus(t) * I [recon].
@@ -19,7 +19,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Metric(nn.Module):
+# The one loss table: name -> (how Lambda^ is parametrised, fixed temperature).
+# Which InfoNCE the paper compared against is not known [recon]: the learned
+# scalar is the strongest isotropic baseline (same start and optimiser as
+# AnInfoNCE's diagonal, so the two differ only in freedom), tau = 1 the
+# authors' code default [code], tau = 0.1 the common SimCLR choice and tau = 0.2
+# the usual SimCLR CIFAR one. Each experiment names the losses it runs.
+LOSSES: dict[str, tuple[str, float]] = {
+    "aninfonce": ("diag", 1.0),
+    "infonce-learned": ("scalar", 1.0),
+    "infonce-tau1": ("fixed", 1.0),
+    "infonce-tau0.1": ("fixed", 0.1),
+    "infonce-tau0.2": ("fixed", 0.2),
+}
+
+
+class LearnedLambda(nn.Module):
     """The learned (or fixed) diagonal Lambda^ of the similarity."""
 
     def __init__(self, d: int, kind: str = "diag", tau: float = 1.0, generator: torch.Generator | None = None):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from aninfonce.losses import Metric, contrastive_loss, pairwise_similarity
+from aninfonce.losses import LearnedLambda, contrastive_loss, pairwise_similarity
 
 
 def naive_similarity(x, y, lam):
@@ -73,7 +73,7 @@ def test_infonce_is_aninfonce_with_isotropic_lambda_and_cosine_with_temperature(
     g = torch.Generator().manual_seed(2)
     a, b = unit(torch.randn(10, 5, generator=g)), unit(torch.randn(10, 5, generator=g))
     tau = 0.3
-    fixed = Metric(5, "fixed", tau=tau)
+    fixed = LearnedLambda(5, "fixed", tau=tau)
     lam_iso = torch.full((5,), 1 / tau)
     assert torch.allclose(contrastive_loss(a, b, fixed()), contrastive_loss(a, b, lam_iso))
     # the textbook SimCLR form: cosine similarity over tau, 2N x 2N logits, self masked
@@ -87,15 +87,15 @@ def test_infonce_is_aninfonce_with_isotropic_lambda_and_cosine_with_temperature(
 
 def test_metric_parametrisations():
     g = torch.Generator().manual_seed(0)
-    diag = Metric(10, "diag", generator=g)
+    diag = LearnedLambda(10, "diag", generator=g)
     lam = diag()
     assert lam.shape == (10,) and lam.std() > 0 and torch.allclose(lam.mean(), torch.tensor(0.69), atol=0.1)
-    scalar = Metric(10, "scalar", generator=g)
+    scalar = LearnedLambda(10, "scalar", generator=g)
     assert scalar().shape == (10,) and scalar().std() == 0
     assert sum(p.numel() for p in scalar.parameters()) == 1
-    assert list(Metric(10, "fixed", tau=0.5).parameters()) == []
+    assert list(LearnedLambda(10, "fixed", tau=0.5).parameters()) == []
     with pytest.raises(ValueError):
-        Metric(3, "full")
+        LearnedLambda(3, "full")
 
 
 def test_pairwise_similarity_is_minus_half_weighted_squared_distance():

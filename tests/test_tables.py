@@ -191,9 +191,9 @@ class _TinySSL(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from aninfonce.losses import Metric
+        from aninfonce.losses import LearnedLambda
         self.net = nn.Linear(6, 4)
-        self.metric = Metric(4, "diag", generator=torch.Generator().manual_seed(0))
+        self.metric = LearnedLambda(4, "diag", generator=torch.Generator().manual_seed(0))
 
     def forward(self, x):
         return nn.functional.normalize(self.net(x), dim=1)

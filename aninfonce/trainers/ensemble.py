@@ -34,10 +34,11 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from ..losses import Metric, contrastive_loss
+from ..losses import LOSSES as LOSS_TABLE
+from ..losses import LearnedLambda, contrastive_loss
 from .loop import resume_or_start, snapshot, train_loop
 from ..speed import use_fused_adam
-from .synthetic import (LOSSES, SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
+from .synthetic import (SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
                         positive_pairs)
 
 
@@ -88,7 +89,7 @@ def term_metric(name: str, k: int) -> str:
 TERM_ONLY = ("r2_content", "r2_style", "lambda_hat", "loss_eval", "loss_groundtruth")
 
 
-def _evaluate_all(terms: list[EnsembleSpec], m: dict[str, Any], metrics: list[Metric], eval_sets: list[dict],
+def _evaluate_all(terms: list[EnsembleSpec], m: dict[str, Any], metrics: list[LearnedLambda], eval_sets: list[dict],
                   gt_losses: list[float], step: int, train_loss: float | None) -> list[dict[str, Any]]:
     """Term 0's evaluation as train_synthetic writes it, then each further
     term's own rows (content / style split by its Lambda_k, its Lambda^_k, its
@@ -113,10 +114,10 @@ def train_ensemble(spec: EnsembleSpec, ctx) -> list[dict[str, Any]]:
     terms = [spec.term_spec(k) for k in range(len(spec.terms))]
     m = build(terms[0], device)
     metrics = [m["metric"]]
-    kind, tau = LOSSES[spec.loss]
+    kind, tau = LOSS_TABLE[spec.loss]
     extra_gen = torch.Generator().manual_seed(spec.seed + 4)
     for _ in terms[1:]:
-        metric = Metric(spec.d, kind, tau, generator=extra_gen).to(device)
+        metric = LearnedLambda(spec.d, kind, tau, generator=extra_gen).to(device)
         if kind != "fixed":
             m["optimizer"].add_param_group({"params": metric.parameters(), "lr": spec.lr_metric})
         metrics.append(metric)

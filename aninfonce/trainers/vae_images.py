@@ -20,11 +20,11 @@ from torch import nn
 from ..data import data_root
 from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
-from ..losses import Metric, contrastive_loss
+from ..losses import LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
 from ..specs import RunSpec
 from .loop import resume_or_start, snapshot, train_loop
-from .synthetic import LOSSES as ALL_LOSSES
+from ..losses import LOSSES as LOSS_TABLE
 from .vae import VAEConfig, load_vae, train_vae
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +51,8 @@ class Fig3Spec(RunSpec):
     knn_test_images: int | None = None  # None = all 10,000
 
     def __post_init__(self) -> None:
-        if self.loss not in ALL_LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(ALL_LOSSES)}")
+        if self.loss not in LOSS_TABLE:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSS_TABLE)}")
 
     def true_lambda(self) -> torch.Tensor:
         return lambda_preset(self.lambda_kind, self.d, self.lam1, self.lam2)
@@ -156,8 +156,8 @@ def build(spec: Fig3Spec, device: torch.device) -> dict[str, Any]:
     training latents = seed + 2, evaluation latents = seed + 3."""
     torch.manual_seed(spec.seed + 1)
     encoder = ConvEncoder(spec.d, tuple(spec.channels), spec.hidden)
-    kind, tau = ALL_LOSSES[spec.loss]
-    metric_ = Metric(spec.d, kind, tau, generator=_generator(spec.seed + 1, torch.device("cpu")))
+    kind, tau = LOSS_TABLE[spec.loss]
+    metric_ = LearnedLambda(spec.d, kind, tau, generator=_generator(spec.seed + 1, torch.device("cpu")))
     encoder, metric_ = encoder.to(device), metric_.to(device)
     params = [{"params": encoder.parameters(), "lr": spec.lr_f}]
     if kind != "fixed":
