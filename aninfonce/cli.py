@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import experiments  # noqa: F401  (registers every entry; the registry never imports them)
-from . import report
+from . import (
+    experiments,  # noqa: F401  (registers every entry; the registry never imports them)
+    report,
+)
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
 from .executors import EXECUTORS, run_all

@@ -10,9 +10,9 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
-import pickle
 from pathlib import Path
 from typing import Callable
 

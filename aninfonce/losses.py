@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # The one loss table: name -> (how Lambda^ is parametrised, fixed temperature).
 # Which InfoNCE the paper compared against is not known [recon]: the learned
 # scalar is the strongest isotropic baseline (same start and optimiser as

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .frames import final_step, indexed_metric, metric, with_latent  # noqa: E402
+
 # one colour per loss, fixed across every figure
 LOSS_COLORS = {
     "aninfonce": "#c0392b",
@@ -45,26 +47,6 @@ def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def final_step(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the last logged step of each run."""
-    last = df.groupby("run_key")["step"].transform("max")
-    return df[df["step"] == last]
-
-
-def metric(df: pd.DataFrame, name: str, protocol: str | None = None) -> pd.DataFrame:
-    sel = df[df["metric"] == name]
-    if protocol is not None:
-        sel = sel[sel["protocol"] == protocol]
-    return sel
-
-
-def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
-    sel = df[df["metric"].str.startswith(prefix + "/")].copy()
-    sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
-    return sel
-
-
 def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4, 2))
     ax.axis("off")
@@ -88,14 +70,6 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
                 ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none",
                            edgecolors=LOSS_COLORS[loss], linewidths=0.7, alpha=0.8, zorder=3)
     ax.set_xscale("log")
-
-
-def with_latent(rows: pd.DataFrame, match: pd.DataFrame) -> pd.DataFrame:
-    """Per-encoder-dim ``rows`` (``indexed_metric``) plus a ``latent`` column:
-    the latent dim that the run's Hungarian matching (``match/i`` rows, one
-    per run and dim) pairs with encoder dim ``dim``; NaN where it logged none."""
-    latent = match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}).drop_duplicates(["run_key", "dim"])
-    return rows.merge(latent, on=["run_key", "dim"], how="left")
 
 
 def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:

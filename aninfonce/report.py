@@ -12,8 +12,7 @@ import pandas as pd
 from . import results
 from .plots import setup_style
 from .registry import Experiment
-from .runner import format_seconds
-from .speed import PRESETS
+from .results import format_seconds
 from .verdicts import Verdict, evaluate_claims, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
@@ -175,6 +174,8 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         "",
     ]
     if speed != "exact":
+        from .speed import PRESETS  # torch, only for a speed preset's report
+
         settings = ", ".join(f"{k}={v}" for k, v in PRESETS[speed].items())
         parts += [f"> Speed preset `{speed}` ({settings}) on the synthetic runs: other numerics than the default "
                   "(see aninfonce/speed.py), so these rows are kept apart from the default results.", ""]

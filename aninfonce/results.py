@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -196,3 +197,13 @@ def provenance() -> dict[str, Any]:
 
 def load_experiment(results_dir: Path, profile: str, experiment: str) -> pd.DataFrame:
     return load(csv_path(results_dir, profile, experiment))
+
+
+def format_seconds(s: float) -> str:
+    if math.isnan(s):
+        return "unknown"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from . import results
 from .errors import BadInput, UserError
 from .registry import Experiment
+from .results import format_seconds  # noqa: F401  (the CLI and executors use it from here)
 from .specs import RunSpec
 
 
@@ -182,14 +183,6 @@ def format_plan(runs: list[PlannedRun], profile: str) -> str:
     return "\n".join(lines)
 
 
-def format_seconds(s: float) -> str:
-    if math.isnan(s):
-        return "unknown"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
 
 
 def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import experiments  # noqa: F401  (registers every entry)
-from . import runner
+from . import (
+    experiments,  # noqa: F401  (registers every entry)
+    runner,
+)
 from .data import data_root as resolve_data_root
 from .registry import select
-
 
 
 class _RankContext:

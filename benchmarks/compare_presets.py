@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aninfonce import experiments, report  # noqa: E402,F401  (experiments: registers every entry)
+from aninfonce.frames import final_step  # noqa: E402
 from aninfonce.metrics import HELD_OUT  # noqa: E402
-from aninfonce.plots import final_step  # noqa: E402
 from aninfonce.registry import select  # noqa: E402
 from aninfonce.speed import PRESETS  # noqa: E402
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_real_figure
 
 from aninfonce.cli import main
-from conftest import assert_real_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 

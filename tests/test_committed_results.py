@@ -5,11 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from aninfonce.cli import main
-import aninfonce.experiments  # noqa: F401  (registers every entry)
-from aninfonce.registry import all_experiments
 from conftest import assert_real_figure
+
+import aninfonce.experiments  # noqa: F401  (registers every entry)
+from aninfonce.cli import main
+from aninfonce.registry import all_experiments
 
 pytestmark = pytest.mark.slow  # end to end through the CLI
 

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_real_figure
 
 from aninfonce.cli import main
 from aninfonce.data.mnist import FILES, DatasetMissing, ensure_mnist, load_mnist
 from aninfonce.experiments.fig3 import PROFILE_SETTINGS
-from aninfonce.trainers.vae_images import Fig3Spec, vae_for
 from aninfonce.runner import RunContext
-from conftest import assert_real_figure
+from aninfonce.trainers.vae_images import Fig3Spec, vae_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # official per-class counts of the MNIST training set

@@ -1,8 +1,9 @@
 """environment.yml and pyproject.toml pin the same packages; CI runs the README's test command."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

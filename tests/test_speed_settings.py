@@ -9,9 +9,9 @@ import torch
 
 from aninfonce import speed
 from aninfonce.cli import main
-from aninfonce.trainers.ensemble import EnsembleSpec
 from aninfonce.nets import MLPEncoder
 from aninfonce.runner import RunContext
+from aninfonce.trainers.ensemble import EnsembleSpec
 from aninfonce.trainers.loop import train_loop
 from aninfonce.trainers.synthetic import SyntheticSpec, build, train_step
 

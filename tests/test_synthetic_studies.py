@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_real_figure
 
 from aninfonce.cli import main
-from aninfonce.trainers.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble
 from aninfonce.experiments import ensemble as ens_exp
 from aninfonce.experiments.fig5 import OverlapSpec, execute_overlap
 from aninfonce.losses import contrastive_loss
 from aninfonce.runner import RunContext
+from aninfonce.trainers.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble
 from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
-from conftest import assert_real_figure
 
 
 def unit(x):

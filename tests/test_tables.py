@@ -22,8 +22,8 @@ from aninfonce import cli
 from aninfonce.data import DatasetMissing
 from aninfonce.data import images as D
 from aninfonce.probes import knn_top1, offline_linear_probe
-from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, train_imagessl
 from aninfonce.runner import RunContext
+from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, train_imagessl
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRIES = ["cifar10-table", "imagenet-table", "mnist-standin-table"]
@@ -209,6 +209,7 @@ def test_gather_with_grad_gives_the_global_batch_gradient(tmp_path):
     """2 gloo processes, 4 pairs each, negatives gathered across ranks: the
     loss and every gradient (network and Lambda^) equal one process on all 8."""
     import socket
+
     import torch.multiprocessing as mp
 
     with socket.socket() as s:

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
+from ..claims import KEPT
+from ..frames import indexed_metric, metric
 from ..metrics import SAME_SAMPLE
-from ..plots import LOSS_COLORS, indexed_metric, metric, no_data, save
+from ..plots import LOSS_COLORS, no_data, save
 from ..reference import COLUMNS, authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.synthetic import SyntheticSpec, train_synthetic
-from .fig2 import BLOCK_LEAK, KEPT, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
+from .fig2 import BLOCK_LEAK, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
 
 # [code] the authors' setting: README runs 1 and 2 of brendel-group/AnInfoNCE
 SETTINGS = {"bimodal-25-5": "bimodal", "linear-5-25": "linear"}

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..plots import final_step, indexed_metric, metric, no_data, save
+from ..frames import final_step, indexed_metric, metric
+from ..plots import no_data, save
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.synthetic import SyntheticSpec, train_synthetic

@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..trainers.ensemble import EnsembleSpec, train_ensemble
+from ..claims import KEPT
+from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import final_step, indexed_metric, metric, no_data, save
+from ..plots import no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
-from .fig2 import KEPT
+from ..trainers.ensemble import EnsembleSpec, train_ensemble
 
 D = 10
 STRONG, WEAK = 5.0, 25.0  # [code] Figure 2's style / content precisions

@@ -41,9 +41,18 @@ import pandas as pd
 import torch
 
 from .. import claims as C
+from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import (GROUP_LABELS, GROUP_STYLES, LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, metric, no_data,
-                     plot_lambda_traces, r2_groups_against, save)
+from ..plots import (
+    GROUP_LABELS,
+    GROUP_STYLES,
+    LOSS_COLORS,
+    LOSS_LABELS,
+    no_data,
+    plot_lambda_traces,
+    r2_groups_against,
+    save,
+)
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.vae import tile
 from ..trainers.vae_images import Fig3Spec, train_fig3

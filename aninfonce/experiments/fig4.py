@@ -31,8 +31,9 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from .. import claims as C
+from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import final_step, indexed_metric, metric, no_data, save
+from ..plots import no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.synthetic import SyntheticSpec, train_synthetic
 

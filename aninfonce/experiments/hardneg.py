@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
+from ..claims import KEPT
+from ..frames import final_step, metric
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, final_step, metric, no_data, save
+from ..plots import GROUP_LABELS, GROUP_STYLES, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.synthetic import SyntheticSpec, train_synthetic
-from .fig2 import KEPT
 
 # [recon] beta values. At the end of training with Lambda^ ~ (25, 5) the
 # negatives' similarities spread over ~10-30 units, so beta = 1 already puts

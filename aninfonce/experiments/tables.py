@@ -36,9 +36,10 @@ import pandas as pd
 from .. import claims as C
 from ..data import DatasetMissing
 from ..data.images import AUGMENTS, CIFAR_HOW, IMAGENET_HOW
-from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
-from ..plots import LOSS_COLORS, LOSS_LABELS, final_step, indexed_metric, no_data, save
+from ..frames import final_step, indexed_metric
+from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
+from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
 
 COLORS = {**LOSS_COLORS, "infonce-tau0.2": "#1b2631"}
 LABELS = {**LOSS_LABELS, "infonce-tau0.2": "InfoNCE (τ = 0.2)"}

@@ -28,8 +28,16 @@ import torch.nn.functional as F
 
 from ..losses import contrastive_loss
 from ..speed import use_fused_adam
-from .synthetic import (SyntheticSpec, TrainingDiverged, _stamp, build, evaluate, ground_truth_loss, make_eval_set,
-                        positive_pairs)
+from .synthetic import (
+    SyntheticSpec,
+    TrainingDiverged,
+    _stamp,
+    build,
+    evaluate,
+    ground_truth_loss,
+    make_eval_set,
+    positive_pairs,
+)
 
 # fields a batch must share: shapes, schedule, optimiser settings
 SHARED_FIELDS = ("d", "batch", "steps", "lr_f", "lr_metric", "widths", "eval_every", "eval_samples", "fast", "matmul",

@@ -36,10 +36,9 @@ import torch
 
 from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LearnedLambda, contrastive_loss
-from .loop import resume_or_start, snapshot, train_loop
 from ..speed import use_fused_adam
-from .synthetic import (SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set,
-                        positive_pairs)
+from .loop import resume_or_start, snapshot, train_loop
+from .synthetic import SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set, positive_pairs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,9 @@ from ..latents import content_style_masks, lambda_preset, sample_positive, sampl
 from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
-from .loop import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
 from ..nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from ..specs import RunSpec
+from .loop import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
 
 # the losses the synthetic studies run (parametrisations in losses.LOSSES) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1", "infonce-tau0.1")

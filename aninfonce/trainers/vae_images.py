@@ -20,12 +20,13 @@ from torch import nn
 from ..data import data_root
 from ..data.mnist import load_mnist
 from ..latents import lambda_preset, sample_positive, sample_sphere
+from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
 from ..specs import RunSpec
 from .loop import resume_or_start, snapshot, train_loop
-from ..losses import LOSSES as LOSS_TABLE
 from .vae import VAEConfig, load_vae, train_vae
+
 
 @dataclasses.dataclass(frozen=True)
 class Fig3Spec(RunSpec):

@@ -1,0 +1,44 @@
+"""Selecting rows of a results table: the helpers that claims, figures and
+the report share (they read the long CSV format of aninfonce.results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def select(df: pd.DataFrame, **where) -> pd.DataFrame:
+    for col, val in where.items():
+        if isinstance(val, float):
+            df = df[np.isclose(df[col].astype(float), val)]
+        else:
+            df = df[df[col] == val]
+    return df
+
+
+def final_step(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the last logged step of each run."""
+    last = df.groupby("run_key")["step"].transform("max")
+    return df[df["step"] == last]
+
+
+def metric(df: pd.DataFrame, name: str, protocol: str | None = None) -> pd.DataFrame:
+    sel = df[df["metric"] == name]
+    if protocol is not None:
+        sel = sel[sel["protocol"] == protocol]
+    return sel
+
+
+def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
+    sel = df[df["metric"].str.startswith(prefix + "/")].copy()
+    sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
+    return sel
+
+
+def with_latent(rows: pd.DataFrame, match: pd.DataFrame) -> pd.DataFrame:
+    """Per-encoder-dim ``rows`` (``indexed_metric``) plus a ``latent`` column:
+    the latent dim that the run's Hungarian matching (``match/i`` rows, one
+    per run and dim) pairs with encoder dim ``dim``; NaN where it logged none."""
+    latent = match[["run_key", "dim", "value"]].rename(columns={"value": "latent"}).drop_duplicates(["run_key", "dim"])
+    return rows.merge(latent, on=["run_key", "dim"], how="left")
