@@ -14,7 +14,7 @@ import pickle
 import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -43,23 +43,46 @@ def _die_with_parent() -> None:
             pass
 
 
-def _pool_job(exp_id: str, execute: Callable | None, spec, status: str, csv: Path, ckpt: Path, profile: str,
-              device: str, results_dir: Path, data_root: Path | None) -> float:
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Everything a worker process needs to execute one planned run; it
+    pickles, so it crosses the process (or SLURM) boundary as one object."""
+
+    exp_id: str
+    execute: Callable | None  # None: looked up in the worker's registry (a closure does not pickle)
+    spec: Any
+    status: str
+    csv: Path
+    checkpoint: Path
+    profile: str
+    device: str
+    results_dir: Path
+    data_root: Path | None
+
+    @classmethod
+    def of(cls, run: PlannedRun, profile: str, device: torch.device, results_dir: Path, data_root: Path | None) -> "Job":
+        execute = run.experiment.execute
+        return cls(run.experiment.id, execute if _picklable(execute) else None, run.spec, run.status, run.csv,
+                   run.checkpoint, profile, str(device), results_dir, data_root)
+
+
+def _pool_job(job: Job) -> float:
     """Runs in a worker process. ``run_one`` needs only the experiment's id and
     its ``execute``; that function crosses the process boundary when it pickles
     (a module-level function), otherwise (a closure) the entry is looked up
     again in the worker's registry by id."""
+    execute = job.execute
     if execute is None:
         from . import experiments as _entries  # noqa: F401  (registers every entry in this worker)
         from .registry import all_experiments
 
         experiments = all_experiments()
-        if exp_id not in experiments:
-            raise ValueError(f"experiment {exp_id!r} is not registered in the worker process; register it in a "
+        if job.exp_id not in experiments:
+            raise ValueError(f"experiment {job.exp_id!r} is not registered in the worker process; register it in a "
                              f"module that aninfonce.experiments imports, or use --executor local")
-        execute = experiments[exp_id].execute
-    run = PlannedRun(_Entry(exp_id, execute), spec, status, csv, ckpt)
-    return run_one(run, profile, torch.device(device), results_dir, data_root, show_progress=False)
+        execute = experiments[job.exp_id].execute
+    run = PlannedRun(_Entry(job.exp_id, execute), job.spec, job.status, job.csv, job.checkpoint)
+    return run_one(run, job.profile, torch.device(job.device), job.results_dir, job.data_root, show_progress=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,19 +101,14 @@ def _picklable(obj) -> bool:
         return False
 
 
-def _caught_job(*args) -> tuple[float | None, BaseException | None]:
+def _caught_job(job: Job) -> tuple[float | None, BaseException | None]:
     """:func:`_pool_job` for submitit, which would wrap an error in its own
     FailedJobError: return the error instead, so the caller re-raises it with
     its type (the CLI prints known types as one sentence)."""
     try:
-        return _pool_job(*args), None
+        return _pool_job(job), None
     except Exception as err:
         return None, err if _picklable(err) else RuntimeError(f"{type(err).__name__}: {err}")
-
-
-def _job_args(run: PlannedRun) -> tuple:
-    execute = run.experiment.execute
-    return (run.experiment.id, execute if _picklable(execute) else None, run.spec, run.status, run.csv, run.checkpoint)
 
 
 def default_jobs() -> int:
@@ -110,7 +128,7 @@ def run_pool(runs: list[PlannedRun], profile: str, device: torch.device, results
     pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
                                   initargs=(1,))
     try:
-        futures = {pool.submit(_pool_job, *_job_args(r), profile, str(device), results_dir, data_root): r for r in todo}
+        futures = {pool.submit(_pool_job, Job.of(r, profile, device, results_dir, data_root)): r for r in todo}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             run = futures[fut]
             try:
@@ -156,7 +174,7 @@ def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device, result
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(timeout_min=24 * 60, **(slurm_params or {}))
     with executor.batch():
-        jobs = [executor.submit(_caught_job, *_job_args(r), profile, str(device), results_dir, data_root) for r in todo]
+        jobs = [executor.submit(_caught_job, Job.of(r, profile, device, results_dir, data_root)) for r in todo]
     log(f"submitted {len(jobs)} runs to {executor.cluster} (logs in {folder})")
     errors: list[BaseException] = []
     for i, (job, run) in enumerate(zip(jobs, todo), 1):
