@@ -48,7 +48,7 @@ def test_cifar10_reader_on_pickle_batches(tmp_path):
 
 
 def test_missing_datasets_raise_one_sentence(tmp_path):
-    for load in (lambda: D.load_cifar10(tmp_path), lambda: D.load_imagenet(tmp_path), lambda: D.load_mnist(tmp_path)):
+    for load in (lambda: D.load_cifar10(tmp_path), lambda: D.load_imagenet(tmp_path), lambda: D.load_mnist_source(tmp_path)):
         with pytest.raises(DatasetMissing) as err:
             load()
         msg = str(err.value)
@@ -67,7 +67,7 @@ def test_imagefolder_tree_of_jpegs(tmp_path):
 
 
 def test_mnist_reader(mnist_root):
-    test = D.load_mnist(mnist_root, train=False)
+    test = D.load_mnist_source(mnist_root, train=False)
     assert test.images.shape == (10_000, 1, 28, 28) and test.images.dtype == torch.uint8
     assert test.labels[:5].tolist() == [7, 2, 1, 0, 4]
 

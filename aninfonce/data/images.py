@@ -154,8 +154,9 @@ def load_imagenet(root: Path, split: str = "train") -> FolderSource:
     return FolderSource("imagenet", [p for p, _ in ds.samples], torch.tensor(ds.targets))
 
 
-def load_mnist(root: Path, train: bool = True) -> TensorSource:
-    """MNIST through torchvision from ``<root>/MNIST/raw``, as uint8 (N, 1, 28, 28)."""
+def load_mnist_source(root: Path, train: bool = True) -> TensorSource:
+    """MNIST as an image source for the SimCLR tables (uint8 (N, 1, 28, 28), through
+    torchvision); Figure 3 reads float images with data.mnist.load_mnist."""
     root = Path(root)
     try:
         ds = torchvision.datasets.MNIST(str(root), train=train, download=False)
@@ -170,7 +171,7 @@ def load_dataset(name: str, root: Path, train: bool, synthetic: bool = False) ->
     if name == "imagenet":
         return load_imagenet(root, "train" if train else "val")
     if name == "mnist":
-        return load_mnist(root, train)
+        return load_mnist_source(root, train)
     raise ValueError(f"unknown dataset {name!r}; choose cifar10, imagenet or mnist")
 
 
