@@ -184,7 +184,7 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
                   "they are pinned by golden values for CI.", ""]
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged per seed (\"k of n\", turned into a "
               "verdict by the rule written beside it: all seeds, a majority, or pooled over seeds) and at every "
-              "logged step; it is NOT SETTLED when its verdict still changed in the last fifth of training. "
+              "logged step; it is NOT SETTLED when its verdict, or its count of passing seeds, still changed in the last fifth of training. "
               "Comparisons are made at the printed precision.", "",
               "## Wall time", "", profile_timing(frames), ""]
     for exp in experiments:

@@ -10,7 +10,8 @@ evaluates it the way a reader needs:
 - **over training**: at every logged step, on the rows up to that step (so
   "the last step" of each run is that step). The verdict *holds since* the
   first step from which it never changed again; one that still changed in
-  the last fifth of training is NOT SETTLED, counted apart from PASS / FAIL.
+  the last fifth of training -- or whose count of passing seeds still did --
+  is NOT SETTLED, counted apart from PASS / FAIL.
 
 Nothing here trains or reads torch: it reads results tables only.
 """
@@ -111,7 +112,10 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
             break
         since = step
     last = history[-1][0]
-    settled = len(history) == 1 or since <= SETTLED_FRACTION * last
+    # settled: neither the verdict nor the number of seeds that pass changed in the
+    # last fifth (seeds still crossing over mean the verdict can still flip)
+    seeds_moved = max((s for (s, f, _), (_, f_prev, _) in zip(history[1:], history) if f != f_prev), default=0)
+    settled = len(history) == 1 or max(since, seeds_moved) <= SETTLED_FRACTION * last
     if claim.rule != "pooled" and len(seeds) > 1:
         measured += f" — seeds passing: {', '.join(map(str, passing)) or 'none'} of {', '.join(map(str, seeds))}"
     status = ("PASS" if ok else "FAIL") if settled else "NOT SETTLED"

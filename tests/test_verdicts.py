@@ -115,3 +115,13 @@ def test_golden_sanity_mode_accepts_chaotic_values_in_range_and_rejects_the_rest
     lr = {"img": frame("img", "lr", 0.1), "syn": frame("syn", "r2_all", 0.5)}
     report.write_golden(lr, path)
     assert report.compare_golden({**lr, "img": frame("img", "lr", 0.2)}, path, sanity=frozenset({"img"})) != []
+
+
+def test_seeds_still_crossing_over_in_the_last_fifth_is_not_settled():
+    """The verdict (all seeds) stays FAIL, but a seed passes only from step
+    9,000 of 10,000: another might follow, so the verdict is not settled."""
+    df = _table({0: [0] * 9 + [1, 1], 1: [0] * 11})
+    v = evaluate_claim("t", _claim("all"), df)
+    assert (v.status, v.final, v.seeds_passed) == ("NOT SETTLED", False, 1)
+    early = evaluate_claim("t", _claim("all"), _table({0: [0] * 3 + [1] * 8, 1: [0] * 11}))
+    assert early.status == "FAIL"
