@@ -62,7 +62,7 @@ def _load_checked(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
+        if "Unsupported global" in str(err):  # a pickled class or function: loading it would run code
             raise CorruptCheckpoint(f"{path} holds more than tensors and plain data (it could run code when loaded) "
                                     f"and is refused; delete it to rebuild it") from None
         raise CorruptCheckpoint(f"checkpoint {path} cannot be read (UnpicklingError); "
