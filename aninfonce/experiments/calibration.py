@@ -94,6 +94,8 @@ def _reaches(candidate: str, setting: str):
         end = end_state(df)
         end = end[(end["candidate"] == candidate) & (end["lambda_kind"] == SETTINGS[setting])]
         ref = authors_end(setting)
+        if end.empty:
+            return ClaimResult(None, f"no runs of {candidate} on {setting} yet")
         ok_seeds, parts = [], []
         for _, r in end.sort_values("seed").iterrows():
             lam_ok = all(C.within(v, a * (1 - LAMBDA_REL), a * (1 + LAMBDA_REL), 1) for v, a in zip(r["lambda"], ref["lambda"]))
@@ -114,6 +116,8 @@ def _no_lost_direction(candidate: str):
     def check(df: pd.DataFrame) -> ClaimResult:
         end = end_state(df)
         end = end[end["candidate"] == candidate]
+        if end.empty:
+            return ClaimResult(None, f"no runs of {candidate} yet")
         lost = end[~end["r2_min_dim"].map(lambda v: C.at_least(v, LOST_DIM))]
         text = (f"lowest per-dim R^2 over {len(end)} runs: {end['r2_min_dim'].min():.3f}"
                 + ("" if lost.empty else "; lost in " + ", ".join(f"{setting_of(r.lambda_kind)} seed {r.seed} ({r.r2_min_dim:.3f})"
