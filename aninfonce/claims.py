@@ -67,6 +67,8 @@ def within(value: float, low: float, high: float, places: int = 3) -> bool:
 
 
 def spearman(x, y) -> float:
+    if np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
+        return float("nan")  # undefined (e.g. at step 0, before anything moved): never passes
     return float(spearmanr(x, y).statistic)
 
 
