@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
+from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
@@ -242,11 +243,10 @@ def lost_directions(df: pd.DataFrame) -> str:
     if df.empty or not df["metric"].astype(str).str.startswith("r2/").any():
         return ""
     sel = df[df["loss"] == "aninfonce"] if "loss" in df else df
-    last = sel[sel["step"] == sel.groupby("run_key")["step"].transform("max")]
-    dims = last[last["metric"].astype(str).str.startswith("r2/") & (last["protocol"] == "held-out")].copy()
+    last = final_step(sel)
+    dims = indexed_metric(last[last["protocol"] == "held-out"], "r2")
     if dims.empty:
         return ""
-    dims["dim"] = dims["metric"].str.split("/").str[1].astype(int)
     table = dims.pivot_table(index="run_key", columns="dim", values="value").round(2)  # judged as printed
     lost = table[(table < LOST_DIM).any(axis=1)]
     head = (f"Lost directions (per-dim held-out R² < {LOST_DIM} at the last step) in AnInfoNCE runs: "

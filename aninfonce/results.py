@@ -18,7 +18,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TextIO
 
 import pandas as pd
 from filelock import FileLock
@@ -117,10 +117,16 @@ def incomplete_runs(path: Path, df: pd.DataFrame | None = None) -> dict[str, str
     return out
 
 
+def run_status(path: Path) -> tuple[set[str], dict[str, str]]:
+    """(runs whose rows are all there, incomplete run -> why), from one read."""
+    df = load(path)
+    bad = incomplete_runs(path, df)
+    return set(df["run_key"].astype(str)) - set(bad), bad
+
+
 def done_keys(path: Path) -> set[str]:
     """Runs whose rows are all there, as their completion record says."""
-    df = load(path)
-    return set(df["run_key"].astype(str)) - set(incomplete_runs(path, df))
+    return run_status(path)[0]
 
 
 def _write_records(path: Path, df: pd.DataFrame, new_key: str, old: dict[str, dict] | None) -> None:
@@ -132,11 +138,7 @@ def _write_records(path: Path, df: pd.DataFrame, new_key: str, old: dict[str, di
         if key == new_key or (old is None and key not in records):
             records[key] = {"rows": len(rows), "sha256": run_digest(rows)}
     records = {k: v for k, v in records.items() if k in set(df["run_key"].astype(str))}
-    rp = records_path(path)
-    fd, tmp = tempfile.mkstemp(dir=rp.parent, prefix=f".{rp.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(records, fh, indent=0, sort_keys=True)
-    os.replace(tmp, rp)
+    _replace_atomic(records_path(path), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
 
 
 def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -159,10 +161,16 @@ def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    _replace_atomic(path, lambda fh: df.to_csv(fh, index=False))
+
+
+def _replace_atomic(path: Path, write: Callable[[TextIO], Any]) -> None:
+    """``write`` into a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            df.to_csv(fh, index=False)
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

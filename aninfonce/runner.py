@@ -156,8 +156,8 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     out = []
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
-        done = results.done_keys(csv)
-        for key, why in results.incomplete_runs(csv).items():
+        done, incomplete = results.run_status(csv)
+        for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
         for spec in exp.grid(profile, n_seeds, speed):
             ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"

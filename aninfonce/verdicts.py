@@ -82,10 +82,12 @@ def _check(claim: Claim, df: pd.DataFrame) -> tuple[bool | None, str]:
         return False, f"could not evaluate: {type(err).__name__}: {err}"
 
 
-def _at_step(claim: Claim, df: pd.DataFrame, seeds: list) -> tuple[bool, int, str, list]:
+def _at_step(claim: Claim, df: pd.DataFrame, seeds: list,
+             pooled_check: tuple[bool | None, str] | None = None) -> tuple[bool, int, str, list]:
     """(rule verdict, seeds passing, pooled measured string, seeds that pass)
-    on the rows ``df`` (already truncated to a step)."""
-    pooled, measured = _check(claim, df)
+    on the rows ``df`` (already truncated to a step); ``pooled_check`` is
+    ``_check(claim, df)`` when the caller has it already."""
+    pooled, measured = pooled_check or _check(claim, df)
     pooled = bool(pooled)
     if claim.rule == "pooled":
         return pooled, len(seeds) if pooled else 0, measured, list(seeds) if pooled else []
@@ -99,15 +101,16 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
     base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule)
     if df.empty:
         return Verdict(**base, status="NO DATA", measured="no results")
+    final = _check(claim, df)
+    if final[0] is None:  # the rows it needs are not there: no verdict
+        return Verdict(**base, status="NO DATA", measured=final[1])
     seeds = sorted(pd.to_numeric(df["seed"]).unique().tolist())
     steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
     history = []
     for s in steps[:-1]:
         ok, k, _, _ = _at_step(claim, df[df["step"] <= s], seeds)
         history.append((int(s), k / len(seeds), ok))
-    if _check(claim, df)[0] is None:  # the rows it needs are not there: no verdict
-        return Verdict(**base, status="NO DATA", measured=_check(claim, df)[1])
-    ok, k, measured, passing = _at_step(claim, df, seeds)
+    ok, k, measured, passing = _at_step(claim, df, seeds, final)
     history.append((int(steps[-1]), k / len(seeds), ok))
     since = history[-1][0]
     for step, _, v in reversed(history):

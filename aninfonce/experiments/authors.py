@@ -23,13 +23,12 @@ from ..metrics import SAME_SAMPLE
 from ..plots import LOSS_COLORS, no_data, save
 from ..reference import COLUMNS, authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..trainers.synthetic import SyntheticSpec, train_synthetic
+from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from .fig2 import BLOCK_LEAK, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
 
 # [code] the authors' setting: README runs 1 and 2 of brendel-group/AnInfoNCE
 SETTINGS = {"bimodal-25-5": "bimodal", "linear-5-25": "linear"}
-AUTHORS = dict(loss="aninfonce", lam1=5.0, lam2=25.0, batch=1000, lr_f=1e-4, lr_metric=1e-3,
-               eval_samples=4096, authors_quirk=True)
+AUTHORS = dict(loss="aninfonce", lam1=5.0, lam2=25.0, eval_samples=4096, authors_quirk=True, **AUTHORS_SETTING)
 # steps per profile and setting: paper = the length of the authors' logs
 STEPS = {"paper": {"bimodal-25-5": 118_250, "linear-5-25": 102_250},
          "quick": {"bimodal-25-5": 10_000, "linear-5-25": 10_000},
