@@ -12,6 +12,7 @@ import pandas as pd
 from . import (
     experiments,  # noqa: F401  (registers every entry; the registry never imports them)
     report,
+    results,
 )
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
@@ -69,7 +70,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measured_quick(exp, results_dir: Path) -> str:
     """Total wall time of the committed quick runs of ``exp`` and their count
     (the CSV's provenance), or '–' if none were recorded."""
-    from . import results
 
     try:
         df = results.load_experiment(results_dir, "quick", exp.id)
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_plan(runs, args.profile))
         if args.dry_run:
             return 0
+        results.check_writable(args.results_dir / args.profile)
         t0 = time.perf_counter()
         run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs)
         verdicts, path = plot_and_report(exps, args)

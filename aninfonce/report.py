@@ -29,8 +29,7 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
     are stale and would silently mix two protocols in one figure."""
     frames = {}
     for e in experiments:
-        df = results.load_experiment(results_dir, profile, e.id)
-        bad = results.incomplete_runs(results.csv_path(results_dir, profile, e.id), df)
+        df, bad = results.read_runs(results.csv_path(results_dir, profile, e.id))
         if bad:
             print(f"note: leaving out {len(bad)} incomplete run(s) of {e.id} ("
                   + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")

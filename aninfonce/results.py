@@ -1,10 +1,10 @@
-"""The results table: long-format CSV, one file per experiment and profile,
-one row per metric per logged step, each row carrying its run's spec, the
-protocol that produced it, and provenance.
+"""The results table: long-format CSV, one row per metric per logged step,
+each row carrying its run's spec, the protocol that produced it, and
+provenance. Stored one file per run; the per-experiment CSV is derived.
 
 Writes are atomic (temporary file, then rename) and serialised by a file lock,
 so several processes can append runs at once without losing or duplicating a
-row, and a killed writer never leaves a half-written CSV.
+row, and a killed writer never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -65,12 +65,29 @@ def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
     return df
 
 
-# ---------------------------------------------------------------- completion records
-# Every run that finishes leaves a completion record beside the CSV
-# (<experiment>.runs.json: run key -> row count and a hash of its rows), so a
-# run whose rows were cut or altered afterwards is found, named and re-run
-# alone. A CSV without any record file predates the records: its runs count
-# as complete, and the next append writes records for all of them.
+# ---------------------------------------------------------------- one file per run
+# Each finished run's rows live in a file of their own,
+# <profile>/<experiment>/<run key>.csv, written to a temporary name and
+# renamed; the per-experiment long CSV users read, <profile>/<experiment>.csv,
+# is derived from them (rebuilt after every run, and whenever it is missing,
+# damaged or out of step), so damage to it costs nothing and damage to a run
+# file costs that run alone. Beside them, <experiment>.runs.json holds each
+# run's completion record -- row count and a hash of its rows as read back --
+# and the order in which the runs finished (the long CSV keeps that order).
+# A run whose file is unreadable, cut or altered is named and re-run alone.
+# A long CSV without a run folder (from before the run files) is read as it
+# is; the next run written splits it into run files.
+
+
+def run_dir(path: Path) -> Path:
+    """The folder of one experiment's run files, beside its long CSV."""
+    return Path(path).with_suffix("")
+
+
+def run_file(path: Path, key: str) -> Path:
+    if not key or "/" in key or key.startswith("."):
+        raise ValueError(f"run key {key!r} cannot name a file")
+    return run_dir(path) / f"{key}.csv"
 
 
 def records_path(path: Path) -> Path:
@@ -98,29 +115,59 @@ def _read_records(path: Path) -> dict[str, dict] | None:
         return {}  # a damaged record file: every run is re-checked as unrecorded
 
 
-def incomplete_runs(path: Path, df: pd.DataFrame | None = None) -> dict[str, str]:
-    """Run key -> why its rows in ``path`` cannot be trusted (rows missing or
-    altered since the run finished, or no completion record)."""
-    df = load(path) if df is None else df
+def _why_untrusted(rows: pd.DataFrame, rec: dict | None, unrecorded_ok: bool = False) -> str | None:
+    if rec is None:
+        # a run file is renamed into place only when its run has finished, so
+        # one without a record (a lost records file) is trusted as written
+        return None if unrecorded_ok else "no completion record"
+    if len(rows) != rec["rows"]:
+        return f"{len(rows)} of its {rec['rows']} rows"
+    if run_digest(rows) != rec["sha256"]:
+        return "rows altered since it finished"
+    return None
+
+
+def _in_order(keys, records: dict[str, dict]) -> list[str]:
+    """Run keys in the order their runs finished (unrecorded ones last, by name)."""
+    return sorted(keys, key=lambda k: (records.get(k, {}).get("seq", math.inf), k))
+
+
+def read_runs(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every readable row of one experiment, and run key -> why that run's
+    rows cannot be trusted (unreadable, cut, altered, or unrecorded)."""
+    path = Path(path)
     records = _read_records(path)
-    if records is None or df.empty:
-        return {}
-    out = {}
-    for key, rows in df.groupby(df["run_key"].astype(str), sort=False):
-        rec = records.get(key)
-        if rec is None:
-            out[key] = "no completion record"
-        elif len(rows) != rec["rows"]:
-            out[key] = f"{len(rows)} of its {rec['rows']} rows"
-        elif run_digest(rows) != rec["sha256"]:
-            out[key] = "rows altered since it finished"
-    return out
+    folder = run_dir(path)
+    if not folder.is_dir():  # a long CSV from before the run files
+        df = load(path)
+        if records is None or df.empty:
+            return df, {}
+        return df, {k: why for k, rows in df.groupby(df["run_key"].astype(str), sort=False)
+                    if (why := _why_untrusted(rows, records.get(k))) is not None}
+    records = records or {}
+    frames, bad = [], {}
+    for key in _in_order([f.stem for f in folder.glob("*.csv")], records):
+        try:
+            rows = load(run_file(path, key))
+        except CorruptResults:
+            bad[key] = "its run file cannot be read"
+            continue
+        if (why := _why_untrusted(rows, records.get(key), unrecorded_ok=True)) is not None:
+            bad[key] = why
+        frames.append(rows)
+    if not frames:
+        return pd.DataFrame(columns=list(CORE_COLUMNS)), bad
+    return pd.concat(frames, ignore_index=True), bad
+
+
+def incomplete_runs(path: Path) -> dict[str, str]:
+    """Run key -> why its rows cannot be trusted."""
+    return read_runs(path)[1]
 
 
 def run_status(path: Path) -> tuple[set[str], dict[str, str]]:
     """(runs whose rows are all there, incomplete run -> why), from one read."""
-    df = load(path)
-    bad = incomplete_runs(path, df)
+    df, bad = read_runs(path)
     return set(df["run_key"].astype(str)) - set(bad), bad
 
 
@@ -129,35 +176,118 @@ def done_keys(path: Path) -> set[str]:
     return run_status(path)[0]
 
 
-def _write_records(path: Path, df: pd.DataFrame, new_key: str, old: dict[str, dict] | None) -> None:
-    """Records for ``new_key`` (just written) and, the first time, for every
-    run already in the file; an existing record is never overwritten, so a
-    damaged run stays visible until it is re-run."""
-    records = dict(old or {})
-    for key, rows in df.groupby(df["run_key"].astype(str), sort=False):
-        if key == new_key or (old is None and key not in records):
-            records[key] = {"rows": len(rows), "sha256": run_digest(rows)}
-    records = {k: v for k, v in records.items() if k in set(df["run_key"].astype(str))}
-    _replace_atomic(records_path(path), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
+def _load_text(path: Path) -> pd.DataFrame:
+    """A results CSV as text, cell for cell: splitting and joining run files
+    must not re-format a single value."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _split_legacy(path: Path) -> dict[str, dict]:
+    """Split a long CSV from before the run files into run files, keeping its
+    run order and its records (runs without one are recorded as they are)."""
+    load(path)  # the checks and the clear message for a damaged file
+    df, old = _load_text(path), _read_records(path)
+    records = {}
+    for seq, (key, rows) in enumerate(df.groupby("run_key", sort=False)):
+        write_atomic(rows, run_file(path, key))
+        rec = (old or {}).get(key) or {"rows": len(rows), "sha256": run_digest(load(run_file(path, key)))}
+        records[key] = {**rec, "seq": seq}
+    return records
+
+
+def export_csv(path: Path) -> None:
+    """Rebuild the long CSV from the run files (trusted runs only), in run
+    order, joining their text as it is."""
+    _, bad = read_runs(path)
+    keys = [k for k in _in_order([f.stem for f in run_dir(path).glob("*.csv")], _read_records(path) or {})
+            if k not in bad]
+    frames = [_load_text(run_file(path, k)) for k in keys]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(CORE_COLUMNS))
+    front = [c for c in CORE_COLUMNS if c in df.columns]
+    write_atomic(df[front + [c for c in df.columns if c not in front]], path)
+
+
+def export_is_current(path: Path) -> bool:
+    """Whether the long CSV exists, reads, and holds exactly the trusted runs' rows."""
+    if not run_dir(path).is_dir():
+        return True  # nothing to derive it from
+    try:
+        csv = load(path) if Path(path).exists() else None
+    except CorruptResults:
+        return False
+    df, bad = read_runs(path)
+    trusted = df[~df["run_key"].astype(str).isin(bad)]
+    return csv is not None and len(csv) == len(trusted) and set(csv["run_key"].astype(str)) == set(trusted["run_key"].astype(str))
+
+
+def refresh_export(path: Path) -> bool:
+    """Rebuild the long CSV if it is missing, damaged or out of step with the
+    run files. Returns whether it was rebuilt."""
+    if export_is_current(path):
+        return False
+    with FileLock(str(path) + ".lock"):
+        export_csv(path)
+    return True
+
+
+class UnwritableResults(UserError, OSError):
+    """The results folder cannot take a file (no permission, no space, not a folder)."""
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any training if ``folder`` cannot take a results file."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test.", suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise UnwritableResults(f"cannot write results to {folder} ({err.strerror or type(err).__name__}); "
+                                f"choose another --results-dir or free it") from None
 
 
 def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace any rows of this run with ``rows`` (all of one run), atomically."""
+    try:
+        _append_run(path, rows)
+    except UserError:
+        raise
+    except OSError as err:  # a full disk or a folder gone read-only after the run: say so, keep what was written
+        raise UnwritableResults(f"cannot write results to {Path(path).parent} ({err.strerror or type(err).__name__}); "
+                                f"every file already written is intact and the run's last checkpoint is kept: "
+                                f"free space and rerun the same command") from None
+
+
+def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write one finished run's rows (replacing any earlier rows of it) to its
+    run file, record its completion, and rebuild the long CSV; atomically and
+    under a lock, so concurrent writers lose and duplicate nothing."""
     if not rows:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(rows)
     key = str(new["run_key"].iloc[0])
+    front = [c for c in CORE_COLUMNS if c in new.columns]
+    new = new[front + [c for c in new.columns if c not in front]]
     with FileLock(str(path) + ".lock"):
-        old = load(path)
-        old = old[old["run_key"].astype(str) != key]
-        df = new if old.empty else pd.concat([old, new], ignore_index=True)
-        front = [c for c in CORE_COLUMNS if c in df.columns]
-        df = df[front + [c for c in df.columns if c not in front]]
-        records = _read_records(path) if path.exists() else {}
-        write_atomic(df, path)
-        _write_records(path, load(path), key, records)  # hashed as read back: what a later load sees
+        if not run_dir(path).is_dir() and path.exists():
+            records = _split_legacy(path)
+        else:
+            records = _read_records(path) or {}
+        run_dir(path).mkdir(parents=True, exist_ok=True)
+        write_atomic(new, run_file(path, key))
+        seq = records.get(key, {}).get("seq", max((r.get("seq", -1) for r in records.values()), default=-1) + 1)
+        # hashed as read back: what a later load sees
+        records[key] = {"rows": len(new), "sha256": run_digest(load(run_file(path, key))), "seq": seq}
+        on_disk = {f.stem for f in run_dir(path).glob("*.csv")}
+        records = {k: v for k, v in records.items() if k in on_disk}
+        for k in sorted(on_disk - set(records)):  # trusted unrecorded files (see _why_untrusted) get their record
+            try:
+                records[k] = {"rows": len(rows := load(run_file(path, k))), "sha256": run_digest(rows),
+                              "seq": max(r.get("seq", -1) for r in records.values()) + 1}
+            except CorruptResults:
+                pass  # stays unrecorded and unreadable: named as incomplete, re-run
+        _replace_atomic(records_path(path), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
+        export_csv(path)
 
 
 def write_atomic(df: pd.DataFrame, path: Path) -> None:
@@ -167,6 +297,7 @@ def write_atomic(df: pd.DataFrame, path: Path) -> None:
 def _replace_atomic(path: Path, write: Callable[[TextIO], Any]) -> None:
     """``write`` into a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
@@ -204,7 +335,8 @@ def provenance() -> dict[str, Any]:
 
 
 def load_experiment(results_dir: Path, profile: str, experiment: str) -> pd.DataFrame:
-    return load(csv_path(results_dir, profile, experiment))
+    """Every readable row of one experiment (trusted or not; see ``read_runs``)."""
+    return read_runs(csv_path(results_dir, profile, experiment))[0]
 
 
 def format_seconds(s: float) -> str:

@@ -157,6 +157,8 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
         done, incomplete = results.run_status(csv)
+        if results.refresh_export(csv):
+            print(f"note: rebuilt {csv} from its run files (it was missing, damaged or out of step)")
         for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
         for spec in exp.grid(profile, n_seeds, speed):
