@@ -59,6 +59,8 @@ class Experiment:
     seconds_per_run: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: str = ""  # reconstructed choices, shown by --list and in the report
     reference: Callable[[pd.DataFrame], str] | None = None  # paper-vs-ours Markdown for the report
+    # profile -> Markdown of the settings and where each comes from, shown in the report even without results
+    recipe: Callable[[str], str] | None = None
     # (data root, profile) -> None if the data is there, else the one-sentence reason
     data_check: Callable[[Path, str], str | None] | None = None
     # how --check holds its smoke rows to the golden file (report.compare_golden):

@@ -192,6 +192,8 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         parts += [f"## {exp.paper_ref}: {exp.title} (`{exp.id}`, source [{exp.source}])", ""]
         if exp.notes:
             parts += [exp.notes, ""]
+        if exp.recipe is not None:
+            parts += ["### Recipe and sources", "", exp.recipe(profile), ""]
         deviations = "" if exp.id == "calibration" else _deviations(exp, profile)
         if deviations:
             parts += [f"> **Not the authors' model or optimiser** in profile `{profile}`: {deviations}. The verdicts "

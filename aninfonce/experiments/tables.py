@@ -6,7 +6,7 @@ collapses, and lowers downstream accuracy. Everything else is reconstructed
 [recon]: backbone, projector, recipe, augmentations and the evaluation
 protocols (named in every CSV row). The settings a reader who holds the paper
 would correct all live in ``PROFILE_SETTINGS`` below and in
-``aninfonce.data.images.AUGMENTS``.
+``aninfonce.data.augment.AUGMENTS``.
 
 Three entries:
 
@@ -35,11 +35,14 @@ import pandas as pd
 
 from .. import claims as C
 from ..data import DatasetMissing
-from ..data.images import AUGMENTS, CIFAR_HOW, IMAGENET_HOW
+from ..data.augment import AUGMENTS
+from ..data.images import CIFAR_HOW, IMAGENET_HOW
 from ..frames import final_step, indexed_metric
 from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
+from .recipes import SOURCES as RECIPE_SOURCES
+from .recipes import recipe_table
 
 COLORS = {**LOSS_COLORS, "infonce-tau0.2": "#1b2631"}
 LABELS = {**LOSS_LABELS, "infonce-tau0.2": "InfoNCE (τ = 0.2)"}
@@ -257,10 +260,17 @@ def _plotter(experiment: str, title: str):
         synthetic = bool(df["synthetic_files"].astype(str).str.lower().eq("true").any())
         what = (f"synthetic images in the {dataset} file format (plumbing test, not {dataset})" if synthetic
                 else f"{dataset}" + (" (stand-in for CIFAR10)" if dataset == "mnist" else ""))
-        caption = (f"{title} — profile {profile}, {what}; single seed; [recon] protocol. " + " ".join(notes))
+        n_seeds = df["seed"].nunique()
+        probe_n = int(pd.to_numeric(df["probe_train"]).iloc[0])
+        budget = (f"linear probe and KNN bank on {probe_n:,} training images" if probe_n
+                  else "linear probe and KNN bank on the whole training split")
+        seeds = f"{n_seeds} seeds, mean" if n_seeds > 1 else "1 seed"
+        caption = (f"{title} — profile {profile}, {what}; {seeds}; "
+                   f"{budget}; [recon] protocol. " + " ".join(notes))
         out.mkdir(parents=True, exist_ok=True)
         md = out / f"{name}.md"
-        md.write_text("\n".join([f"**Table ({experiment}, profile `{profile}`, {what})**", "", _markdown(frame), "",
+        md.write_text("\n".join([f"**Table ({experiment}, profile `{profile}`, {what}; {seeds}; {budget})**", "",
+                                 _markdown(frame), "",
                                  *notes, ""]))
         tex = out / f"{name}.tex"
         tex.write_text(_latex(frame, caption))
@@ -369,4 +379,6 @@ for _eid in PROFILE_SETTINGS:
         execute=train_imagessl, plot=_plotter(_eid, _TITLES[_eid]), claims=_claims(_eid),
         seconds_per_run=SECONDS_PER_RUN[_eid], notes=NOTES[_eid], reference=_reference(_eid), golden="sanity",
         data_check=_DATA_CHECKS.get(_eid),
+        recipe=(lambda profile, e=_eid: recipe_table(e, PROFILE_SETTINGS[e]["paper"], profile))
+        if _eid in RECIPE_SOURCES else None,
     ))
