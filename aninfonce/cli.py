@@ -110,7 +110,7 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     exps = speed_scope(all_experiments().values(), args)
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
-    verdicts = report.evaluate_claims(exps, frames, args.profile)
+    verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     figures = report.make_figures(exps, frames, out, args.profile, verdicts)
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed)
     return verdicts, path
@@ -125,7 +125,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_UNSETTLED = 0, 1, 3
 def cmd_check(exps, args) -> int:
     exps = speed_scope(exps, args)
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
-    verdicts = report.evaluate_claims(exps, frames, args.profile)
+    verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     failed = unsettled = False
     if verdicts:
         print(report.verdict_table(verdicts))

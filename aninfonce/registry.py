@@ -68,6 +68,9 @@ class Experiment:
     # golden is, in a plausible range -- for runs whose smoke numbers are chaotic
     # across CPU families (tiny image runs: one test image flips an accuracy)
     golden: str = "exact"
+    # claims are judged on seeds whose whole grid has run (verdicts.complete_seeds);
+    # False for an entry whose claims judge each run on its own (calibration)
+    judge_whole_grids: bool = True
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

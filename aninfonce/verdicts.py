@@ -7,6 +7,10 @@ evaluates it the way a reader needs:
   claim's ``rule`` (written beside it, before the runs) turns that into the
   verdict: ``all`` seeds, a ``majority``, or ``pooled`` (the check itself
   compares across seeds, e.g. a trajectory against our seeds' range);
+- **on whole grids only**: a seed is judged once every run of its grid is
+  in the results; a seed still partly run is left out (and named), and an
+  entry with no complete seed has NO DATA -- a sweep judged on some of its
+  points would compare what is there with what is missing;
 - **over training**: at every logged step, on the rows up to that step (so
   "the last step" of each run is that step). The verdict *holds since* the
   first step from which it never changed again; one that still changed in
@@ -129,9 +133,43 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
                    last_step=last, history=tuple(history))
 
 
-def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str) -> list[Verdict]:
-    return [evaluate_claim(exp.id, claim, frames[exp.id]) for exp in experiments for claim in exp.claims
-            if profile in claim.profiles]
+def complete_seeds(exp: Experiment, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[list[int], str]:
+    """(seeds whose every grid run is in ``df``, a note naming the seeds left
+    out with how many of their runs are there)."""
+    if df.empty:
+        return [], ""
+    n = int(pd.to_numeric(df["seed"]).max()) + 1
+    want: dict[int, set[str]] = {}
+    for spec in exp.grid(profile, n, speed):
+        want.setdefault(int(spec.seed), set()).add(spec.key)
+    have = set(df["run_key"].astype(str))
+    complete = sorted(s for s, keys in want.items() if keys <= have)
+    partial = {s: (len(keys & have), len(keys)) for s, keys in want.items() if keys & have and not keys <= have}
+    note = "; ".join(f"seed {s}: {k} of {m} runs" for s, (k, m) in sorted(partial.items()))
+    return complete, note
+
+
+def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
+                    speed: str = "exact") -> list[Verdict]:
+    out = []
+    for exp in experiments:
+        df = frames[exp.id]
+        note = ""
+        if exp.judge_whole_grids and not df.empty:
+            complete, note = complete_seeds(exp, df, profile, speed)
+            df = df[pd.to_numeric(df["seed"]).isin(complete)]
+        for claim in exp.claims:
+            if profile not in claim.profiles:
+                continue
+            if df.empty and note:
+                out.append(Verdict(experiment=exp.id, claim=claim.id, text=claim.text, rule=claim.rule,
+                                   status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
+                continue
+            v = evaluate_claim(exp.id, claim, df)
+            if note:
+                v = dataclasses.replace(v, measured=f"{v.measured} [left out until complete: {note}]")
+            out.append(v)
+    return out
 
 
 def counts(verdicts: list[Verdict]) -> dict[str, int]:

@@ -125,3 +125,25 @@ def test_seeds_still_crossing_over_in_the_last_fifth_is_not_settled():
     assert (v.status, v.final, v.seeds_passed) == ("NOT SETTLED", False, 1)
     early = evaluate_claim("t", _claim("all"), _table({0: [0] * 3 + [1] * 8, 1: [0] * 11}))
     assert early.status == "FAIL"
+
+
+def test_claims_are_judged_on_whole_grids_only():
+    """A seed is judged once all its grid's runs are in; a partly run seed is
+    left out and named; with no complete seed the claim has NO DATA."""
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import complete_seeds, evaluate_claims
+
+    grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [  # noqa: E731
+        RunSpec(experiment="u", seed=s) for s in range(n)]
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=grid, execute=None,
+                     plot=lambda *a: [], claims=(_claim("all"),))
+    keys = {(s.experiment, s.seed): s.key for s in grid("quick", 2)}
+    rows = lambda key, seed, v: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": v,  # noqa: E731
+                                  "protocol": None}]
+    df = pd.DataFrame(rows(keys["t", 0], 0, 1.0) + rows(keys["u", 0], 0, 1.0) + rows(keys["t", 1], 1, 0.0))
+    assert complete_seeds(exp, df, "quick") == ([0], "seed 1: 1 of 2 runs")
+    (v,) = evaluate_claims([exp], {"t": df}, "quick")
+    assert v.status == "PASS" and v.n_seeds == 1 and "left out until complete: seed 1: 1 of 2 runs" in v.measured
+    (v,) = evaluate_claims([exp], {"t": df[df["seed"] == 1]}, "quick")
+    assert v.status == "NO DATA" and "no seed has its whole grid yet" in v.measured
