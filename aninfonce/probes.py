@@ -19,7 +19,7 @@ def param_fingerprint(module: nn.Module) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def embed(model: nn.Module, loader, device: torch.device):
     """Backbone features, unit-norm projections and the batch's second item (labels or parameters),
-    for a model with ``features`` and ``projector`` (trainers.simclr.SimCLRNet)."""
+    for a model with ``features`` and ``projector`` (trainers.simclr.model.SimCLRNet)."""
     model.eval()
     hs, zs, others = [], [], []
     for x, other in loader:

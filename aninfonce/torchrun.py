@@ -28,6 +28,7 @@ class _RankContext:
     def __init__(self, ctx):
         self._ctx = ctx
         self.device, self.data_root, self.artifact_dir = ctx.device, ctx.data_root, ctx.artifact_dir
+        self.train_steps, self.train_seconds = 0, 0.0  # counted by the step loop, reported by rank 0 only
 
     def load_checkpoint(self):
         return self._ctx.load_checkpoint()

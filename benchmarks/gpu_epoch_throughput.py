@@ -29,8 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aninfonce.data import images as D  # noqa: E402
+from aninfonce.data import views as V  # noqa: E402
 from aninfonce.experiments.tables import PROFILE_SETTINGS, SECONDS_PER_RUN  # noqa: E402
-from aninfonce.trainers.simclr import ImageSSLSpec, _autocast, build_model, image_ssl_loss  # noqa: E402
+from aninfonce.trainers.simclr import ImageSSLSpec  # noqa: E402
+from aninfonce.trainers.simclr.distributed import image_ssl_loss  # noqa: E402
+from aninfonce.trainers.simclr.model import build_model  # noqa: E402
+from aninfonce.trainers.simclr.train import autocast  # noqa: E402
 
 # images per epoch and the stored size of a source image
 DATASET_SIZE = {"cifar10": (50_000, 32), "imagenet": (1_281_167, 400), "mnist": (60_000, 28)}
@@ -59,7 +63,7 @@ def time_steps(spec: ImageSSLSpec, device: torch.device, steps: int, warmup: int
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        with _autocast(spec, device):
+        with autocast(spec, device):
             _, z = model(x)
         loss = image_ssl_loss(model, z[: spec.batch], z[spec.batch:])
         sgd.zero_grad(set_to_none=True)
@@ -87,7 +91,7 @@ def time_augmentation(spec: ImageSSLSpec, workers: int, batches: int) -> float:
     n = spec.batch * (batches + 1)
     src = D.TensorSource(spec.dataset, torch.randint(0, 256, (min(n, 4096), channels, stored, stored), dtype=torch.uint8),
                          torch.zeros(min(n, 4096), dtype=torch.long))
-    ds = D.TwoViewDataset(src, spec.augment_config(), seed=0)
+    ds = V.TwoViewDataset(src, spec.augment_config(), seed=0)
     sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=n)
     loader = torch.utils.data.DataLoader(ds, batch_size=spec.batch, sampler=sampler, num_workers=workers)
     it = iter(loader)
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--workers", type=int, default=D.default_workers())
+    p.add_argument("--workers", type=int, default=V.default_workers())
     p.add_argument("--aug-batches", type=int, default=10)
     p.add_argument("--tiny", action="store_true", help="CPU-sized batch and images: checks the script, measures nothing")
     p.add_argument("--out", type=Path, default=None, help="JSON file for the measurements")

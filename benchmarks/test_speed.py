@@ -169,7 +169,7 @@ def _augment_fns():
         return [plain_tf(to_pil(img)) for img in batch for _ in range(2)]
 
     try:
-        from aninfonce.data.images import AUGMENTS, RecordingAugment
+        from aninfonce.data.augment import AUGMENTS, RecordingAugment
     except ImportError:  # the image data module is not there: a v2 pipeline on tensors
         def fast(batch):
             return [plain_tf(img) for img in batch for _ in range(2)]
@@ -180,7 +180,7 @@ def _augment_fns():
     def fast(batch):  # the project's parameter-recording augmentation
         return [augment(img, rng) for img in batch for _ in range(2)]
 
-    return plain, fast, "aninfonce.data.images"
+    return plain, fast, "aninfonce.data.augment"
 
 
 @pytest.mark.parametrize("impl", IMPLS)

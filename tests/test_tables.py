@@ -20,10 +20,14 @@ from torch import nn
 
 from aninfonce import cli
 from aninfonce.data import DatasetMissing
+from aninfonce.data import augment as A
 from aninfonce.data import images as D
+from aninfonce.data import synthetic_files as S
+from aninfonce.data import views as V
 from aninfonce.probes import knn_top1, offline_linear_probe
 from aninfonce.runner import RunContext
-from aninfonce.trainers.simclr import ImageSSLSpec, image_ssl_loss, train_imagessl
+from aninfonce.trainers.simclr import ImageSSLSpec, train_imagessl
+from aninfonce.trainers.simclr.distributed import image_ssl_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRIES = ["cifar10-table", "imagenet-table", "mnist-standin-table"]
@@ -32,7 +36,7 @@ ENTRIES = ["cifar10-table", "imagenet-table", "mnist-standin-table"]
 # ---------------------------------------------------------------- loaders
 
 def test_cifar10_reader_on_pickle_batches(tmp_path):
-    D.write_cifar10_files(tmp_path, per_batch=4, n_test=6, seed=1)
+    S.write_cifar10_files(tmp_path, per_batch=4, n_test=6, seed=1)
     train = D.load_cifar10(tmp_path, train=True, verify=False)
     test = D.load_cifar10(tmp_path, train=False, verify=False)
     assert len(train) == 20 and len(test) == 6
@@ -56,7 +60,7 @@ def test_missing_datasets_raise_one_sentence(tmp_path):
 
 
 def test_imagefolder_tree_of_jpegs(tmp_path):
-    D.write_imagefolder_tree(tmp_path, n_classes=3, per_class=2, n_val=1, size=20)
+    S.write_imagefolder_tree(tmp_path, n_classes=3, per_class=2, n_val=1, size=20)
     train, val = D.load_imagenet(tmp_path, "train"), D.load_imagenet(tmp_path, "val")
     assert len(train) == 6 and len(val) == 3
     assert sorted(set(train.labels.tolist())) == [0, 1, 2]
@@ -83,19 +87,19 @@ def _asymmetric_image(c: int = 3, size: int = 32) -> torch.Tensor:
 
 @pytest.mark.parametrize("preset", ["cifar10", "imagenet", "mnist"])
 def test_views_are_replayed_from_recorded_parameters(preset):
-    cfg = D.augment_config(preset, 24)
+    cfg = A.augment_config(preset, 24)
     channels = 1 if preset == "mnist" else 3
     img = _asymmetric_image(channels, 40)
-    aug = D.RecordingAugment(cfg)
+    aug = A.RecordingAugment(cfg)
     rng = np.random.default_rng(0)
     params = []
     for _ in range(40):
         view, p = aug(img, rng)
         assert view.shape == (channels, 24, 24) and view.dtype == torch.uint8
-        assert torch.equal(view, D.apply_params(img, p, 24))  # the record is complete
+        assert torch.equal(view, A.apply_params(img, p, 24))  # the record is complete
         params.append(p)
     P = np.array(params)
-    get = lambda name: P[:, D.P[name]]  # noqa: E731
+    get = lambda name: P[:, A.P[name]]  # noqa: E731
     assert (get("crop_top") >= 0).all() and (get("crop_top") + get("crop_h") <= 40).all()
     assert (get("crop_left") + get("crop_w") <= 40).all()
     scale = get("crop_h") * get("crop_w") / 1600
@@ -105,22 +109,22 @@ def test_views_are_replayed_from_recorded_parameters(preset):
     assert on.any() and off.any()
     assert (get("brightness")[off] == 1).all() and (np.abs(get("brightness")[on] - 1) <= cfg.brightness).all()
     assert (get("hue")[on] == 0).all() if cfg.hue == 0 else (np.abs(get("hue")[on]) <= cfg.hue).all()
-    orders = P[on][:, [D.P[f"order_{op}"] for op in cfg.jitter_ops()]]
+    orders = P[on][:, [A.P[f"order_{op}"] for op in cfg.jitter_ops()]]
     assert all(sorted(o) == list(range(len(cfg.jitter_ops()))) for o in orders)
-    assert (P[off][:, [D.P[f"order_{op}"] for op in D.JITTER_OPS]] == -1).all()
+    assert (P[off][:, [A.P[f"order_{op}"] for op in A.JITTER_OPS]] == -1).all()
     if cfg.blur_p:
         sig = get("blur_sigma")[get("blur") == 1]
         assert len(sig) and (sig >= cfg.blur_sigma[0]).all() and (sig <= cfg.blur_sigma[1]).all()
-    targets = D.recovery_targets(P, cfg)
+    targets = A.recovery_targets(P, cfg)
     assert set(targets) == set(cfg.targets())
     assert np.allclose(targets["crop_scale"], scale)
 
 
 def test_recorded_flip_and_grayscale_mean_what_they_say():
     img = _asymmetric_image(3, 32)
-    cfg = D.AugmentConfig(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0, jitter_p=0.0, grayscale_p=1.0)
-    view, p = D.RecordingAugment(cfg)(img, np.random.default_rng(0))
-    assert p[D.P["flip"]] == 1 and p[D.P["grayscale"]] == 1 and p[D.P["crop_h"]] == 32
+    cfg = A.AugmentConfig(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0, jitter_p=0.0, grayscale_p=1.0)
+    view, p = A.RecordingAugment(cfg)(img, np.random.default_rng(0))
+    assert p[A.P["flip"]] == 1 and p[A.P["grayscale"]] == 1 and p[A.P["crop_h"]] == 32
     from torchvision.transforms.v2 import functional as TF
     assert torch.equal(view, TF.rgb_to_grayscale(img.flip(-1), num_output_channels=3))
     assert torch.equal(view[0], view[1])
@@ -128,7 +132,7 @@ def test_recorded_flip_and_grayscale_mean_what_they_say():
 
 def test_two_views_do_not_depend_on_workers():
     src = D.TensorSource("t", torch.stack([_asymmetric_image(3, 32)] * 4), torch.arange(4))
-    ds = D.TwoViewDataset(src, D.augment_config("cifar10"), seed=3)
+    ds = V.TwoViewDataset(src, A.augment_config("cifar10"), seed=3)
     ds.epoch = 2
     a = ds[1]
     b = ds[1]

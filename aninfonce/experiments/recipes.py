@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..data.images import augment_config
+from ..data.augment import augment_config
 from ..trainers.simclr import ImageSSLSpec
 
 QUOTE = "the paper's CIFAR10 baseline as a third party quotes it"

@@ -14,23 +14,23 @@ tests/test_batched.py.
 
 Runs can share a batch when they differ only in what lives inside a run
 (seed, loss, Lambda, hard_beta, quirk): :func:`batchable_groups` splits a grid
-accordingly. No checkpoints: a batched group is meant for short runs on an
-accelerator; long runs go through the runner one by one.
+accordingly. The steps run in the one loop of :mod:`aninfonce.trainers.loop`
+(one loss per run), without checkpoints: a batched group is meant for short
+runs on an accelerator; long runs go through the runner one by one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..losses import contrastive_loss
 from ..speed import use_fused_adam
+from .loop import BareContext, train_loop
 from .synthetic import (
     SyntheticSpec,
-    TrainingDiverged,
     _stamp,
     build,
     evaluate,
@@ -121,11 +121,9 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
     if ref.fast:
         use_fused_adam(optimizer)
 
-    n, r_count = ref.batch, len(specs)
-    loss_sum = torch.zeros(r_count, device=device)
-    eval_steps = set(range(ref.eval_every, ref.steps + 1, ref.eval_every)) | {ref.steps}
-    since = 0
-    for step in range(1, ref.steps + 1):
+    n = ref.batch
+
+    def step() -> torch.Tensor:
         x = torch.stack([torch.cat(positive_pairs(s, n, p, m["data_gen"], device))
                          for s, p, m in zip(specs, precisions, runs)])  # (R, 2N, d)
         h = encoder(mixing(x))
@@ -135,17 +133,14 @@ def train_synthetic_batched(specs: list[SyntheticSpec], device: torch.device | s
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         optimizer.step()
-        loss_sum += losses.detach()
-        since += 1
-        if step in eval_steps:
-            sums = loss_sum.cpu().tolist()  # the one host sync, as in train_synthetic
-            for r, (s, m, e, g) in enumerate(zip(specs, runs, eval_sets, gt_losses)):
-                train = sums[r] / since
-                if not np.isfinite(train):
-                    raise TrainingDiverged(f"{s.label()} loss became {train} before step {step}")
-                encoder.load_into(r, _linears(m["encoder"]))
-                rows[r] += _stamp(evaluate(s, m, e), step, g, train)
-            loss_sum.zero_()
-            since = 0
-    return rows
+        return losses.detach()
 
+    def evaluate_runs(step: int, train_losses: list[float]) -> list[dict[str, Any]]:
+        for r, (s, m, e, g) in enumerate(zip(specs, runs, eval_sets, gt_losses)):
+            encoder.load_into(r, _linears(m["encoder"]))
+            rows[r] += _stamp(evaluate(s, m, e), step, g, train_losses[r])
+        return []  # each run's rows went to its own list
+
+    train_loop(BareContext(device), [s.label() for s in specs], ref.steps, ref.eval_every, 0, [], step=step,
+               evaluate=evaluate_runs)
+    return rows

@@ -1,0 +1,182 @@
+"""SimCLR augmentations that record, for every view, the parameters actually
+drawn (docs/PROTOCOL.md §6), and the quantities the recovery evaluation asks a
+linear model to read back from a view's representation.
+
+Augmentations [recon, after SimCLR and docs/PROTOCOL.md §6]: random resized
+crop, horizontal flip, colour jitter (brightness, contrast, saturation, hue in
+random order) with probability p, grayscale with probability p, Gaussian blur
+(ImageNet). Parameters are drawn with a numpy generator seeded by (seed,
+epoch, index) (:mod:`.views`), so a view does not depend on the number of
+loader workers, and applied with ``torchvision.transforms.v2.functional``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+# every view's parameter vector, in this order
+PARAM_NAMES = (
+    "crop_top", "crop_left", "crop_h", "crop_w", "src_h", "src_w",  # crop box in source pixels
+    "flip",  # 1 = flipped horizontally
+    "jitter",  # 1 = colour jitter applied (then the factors below are the drawn ones, else the identity)
+    "brightness", "contrast", "saturation", "hue",
+    "order_brightness", "order_contrast", "order_saturation", "order_hue",  # position in the applied order, -1 = not applied
+    "grayscale", "blur", "blur_sigma",
+)
+P = {n: i for i, n in enumerate(PARAM_NAMES)}
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    size: int
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+    def jitter_ops(self) -> tuple[str, ...]:
+        return tuple(op for op in JITTER_OPS if getattr(self, op) > 0)
+
+    def targets(self) -> dict[str, str]:
+        """The recovery targets this config varies: name -> 'continuous' / 'binary'."""
+        out = {"crop_cx": "continuous", "crop_cy": "continuous", "crop_scale": "continuous",
+               "crop_logratio": "continuous"}
+        if self.flip_p > 0:
+            out["flip"] = "binary"
+        out.update({op: "continuous" for op in self.jitter_ops()})
+        if self.grayscale_p > 0:
+            out["grayscale"] = "binary"
+        if self.blur_p > 0:
+            out["blur_sigma"] = "continuous"
+        return out
+
+
+# [recon] SimCLR augmentations (the paper says only "standard SimCLR
+# augmentations, grayscale p = 0.2", via a third party). CIFAR10: SimCLR's own
+# CIFAR-10 colour strength s = 0.5 (Chen et al. 2020: jitter 0.8s, 0.8s, 0.8s,
+# 0.2s = 0.4, 0.4, 0.4, 0.1, applied with p = 0.8), grayscale 0.2, no blur.
+# Not solo-learn's: its CIFAR SimCLR recipe uses 0.8, 0.8, 0.8, 0.2 (with
+# temperature 0.2, LARS, a 2048-256 projector); (0.4, 0.4, 0.2, 0.1), used here
+# before issue 14, is BYOL's jitter. ImageNet: SimCLR's strength 1 (0.8, 0.8,
+# 0.8, 0.2) and blur with p = 0.5. MNIST stand-in: what makes sense for
+# grayscale digits (crop, flip, brightness, contrast); the crop keeps at least
+# 30 % of the area so that a digit stays a digit.
+AUGMENTS: dict[str, AugmentConfig] = {
+    "cifar10": AugmentConfig(size=32, saturation=0.4),
+    "imagenet": AugmentConfig(size=224, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, blur_p=0.5),
+    "mnist": AugmentConfig(size=28, scale=(0.3, 1.0), saturation=0.0, hue=0.0, grayscale_p=0.0),
+}
+
+
+def augment_config(name: str, size: int | None = None) -> AugmentConfig:
+    cfg = AUGMENTS[name]
+    return dataclasses.replace(cfg, size=size) if size else cfg
+
+
+def draw_params(cfg: AugmentConfig, src_h: int, src_w: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw one view's parameters (the same logic as v2.RandomResizedCrop and
+    v2.ColorJitter, with an explicit generator)."""
+    p = np.zeros(len(PARAM_NAMES), dtype=np.float64)
+    p[P["src_h"]], p[P["src_w"]] = src_h, src_w
+    # random resized crop: 10 tries, then the centre crop with the ratio clamped (torchvision's fallback)
+    area, log_r = src_h * src_w, (math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*cfg.scale)
+        aspect = math.exp(rng.uniform(*log_r))
+        w, h = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < w <= src_w and 0 < h <= src_h:
+            top, left = int(rng.integers(0, src_h - h + 1)), int(rng.integers(0, src_w - w + 1))
+            break
+    else:
+        in_ratio = src_w / src_h
+        if in_ratio < cfg.ratio[0]:
+            w, h = src_w, int(round(src_w / cfg.ratio[0]))
+        elif in_ratio > cfg.ratio[1]:
+            h, w = src_h, int(round(src_h * cfg.ratio[1]))
+        else:
+            w, h = src_w, src_h
+        top, left = (src_h - h) // 2, (src_w - w) // 2
+    p[[P["crop_top"], P["crop_left"], P["crop_h"], P["crop_w"]]] = top, left, h, w
+    p[P["flip"]] = float(rng.random() < cfg.flip_p)
+    # colour jitter
+    p[[P["brightness"], P["contrast"], P["saturation"], P["hue"]]] = 1.0, 1.0, 1.0, 0.0
+    p[[P[f"order_{op}"] for op in JITTER_OPS]] = -1
+    if rng.random() < cfg.jitter_p:
+        p[P["jitter"]] = 1.0
+        ops = cfg.jitter_ops()
+        for op in ops:
+            s = getattr(cfg, op)
+            p[P[op]] = rng.uniform(-s, s) if op == "hue" else rng.uniform(max(0.0, 1 - s), 1 + s)
+        for pos, k in enumerate(rng.permutation(len(ops))):
+            p[P[f"order_{ops[k]}"]] = pos
+    p[P["grayscale"]] = float(rng.random() < cfg.grayscale_p)
+    if rng.random() < cfg.blur_p:
+        p[P["blur"]] = 1.0
+        p[P["blur_sigma"]] = rng.uniform(*cfg.blur_sigma)
+    return p
+
+
+def apply_params(img: torch.Tensor, p: np.ndarray, size: int) -> torch.Tensor:
+    """Apply recorded parameters to a uint8 image (C, H, W): the view is a pure
+    function of the image and its parameter vector."""
+    top, left, h, w = (int(p[P[k]]) for k in ("crop_top", "crop_left", "crop_h", "crop_w"))
+    img = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+    if p[P["flip"]]:
+        img = TF.horizontal_flip(img)
+    if p[P["jitter"]]:
+        order = sorted((p[P[f"order_{op}"]], op) for op in JITTER_OPS if p[P[f"order_{op}"]] >= 0)
+        for _, op in order:
+            img = _JITTER_FNS[op](img, float(p[P[op]]))
+    if p[P["grayscale"]] and img.shape[0] == 3:
+        img = TF.rgb_to_grayscale(img, num_output_channels=3)
+    if p[P["blur"]]:
+        k = max(3, int(0.1 * size) // 2 * 2 + 1)  # [recon] SimCLR: kernel 10 % of the image side, odd
+        img = TF.gaussian_blur(img, kernel_size=[k, k], sigma=[float(p[P["blur_sigma"]])] * 2)
+    return img
+
+
+_JITTER_FNS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
+    "saturation": TF.adjust_saturation, "hue": TF.adjust_hue,
+}
+
+
+class RecordingAugment:
+    """A SimCLR view and the parameters drawn for it."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+
+    def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        p = draw_params(self.cfg, img.shape[-2], img.shape[-1], rng)
+        return apply_params(img, p, self.cfg.size), p
+
+
+def recovery_targets(params: np.ndarray, cfg: AugmentConfig) -> dict[str, np.ndarray]:
+    """Per view, the quantities a linear model is asked to recover from its
+    representation: crop centre (relative), crop scale (area fraction), log
+    aspect ratio, flip, each jitter factor, grayscale, blur sigma."""
+    p = np.atleast_2d(params)
+    H, W = p[:, P["src_h"]], p[:, P["src_w"]]
+    h, w = p[:, P["crop_h"]], p[:, P["crop_w"]]
+    derived = {
+        "crop_cx": (p[:, P["crop_left"]] + w / 2) / W,
+        "crop_cy": (p[:, P["crop_top"]] + h / 2) / H,
+        "crop_scale": h * w / (H * W),
+        "crop_logratio": np.log(w / h),
+    }
+    return {name: derived[name] if name in derived else p[:, P[name]] for name in cfg.targets()}

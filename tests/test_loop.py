@@ -1,0 +1,41 @@
+"""The one step loop's variants (issue 12): epochs of a data loader, one loss
+per run of a batched model, no checkpoints."""
+
+import pytest
+import torch
+
+from aninfonce.runner import RunContext
+from aninfonce.trainers.loop import BareContext, TrainingDiverged, train_loop
+
+
+class _Recording(RunContext):
+    def save_checkpoint(self, state):
+        self.saved = [*getattr(self, "saved", []), (state["step"], state.get("epoch"))]
+
+
+def test_epochs_evaluate_each_epoch_end_and_checkpoint_only_there(tmp_path):
+    ctx = _Recording(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    epochs = []
+    rows = train_loop(ctx, "t", steps=9, eval_every=2, start=0, rows=[], step=lambda: torch.ones(()),
+                      evaluate=lambda step, loss: [step], state=dict, steps_per_epoch=3, new_epoch=epochs.append)
+    assert epochs == [0, 1, 2]
+    assert rows == [2, 3, 4, 6, 8, 9]  # every eval_every steps and every epoch's last step
+    assert ctx.saved == [(3, 1), (6, 2)]  # epoch ends before the last step only
+
+
+def test_resume_at_an_epoch_boundary_starts_the_next_epoch(tmp_path):
+    epochs = []
+    train_loop(BareContext(torch.device("cpu")), "t", steps=9, eval_every=9, start=6, rows=[],
+               step=lambda: torch.ones(()), evaluate=lambda step, loss: [], steps_per_epoch=3,
+               new_epoch=epochs.append)
+    assert epochs == [2]
+
+
+def test_one_loss_per_run_and_the_diverged_run_is_named():
+    losses = []
+    train_loop(BareContext(torch.device("cpu")), ["a", "b"], steps=4, eval_every=2, start=0, rows=[],
+               step=lambda: torch.tensor([1.0, 3.0]), evaluate=lambda step, loss: losses.append(loss) or [])
+    assert losses == [[1.0, 3.0], [1.0, 3.0]]
+    with pytest.raises(TrainingDiverged, match="^b loss became nan before step 2$"):
+        train_loop(BareContext(torch.device("cpu")), ["a", "b"], steps=4, eval_every=2, start=0, rows=[],
+                   step=lambda: torch.tensor([1.0, float("nan")]), evaluate=lambda step, loss: [])
