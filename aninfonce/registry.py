@@ -71,6 +71,10 @@ class Experiment:
     # claims are judged on seeds whose whole grid has run (verdicts.complete_seeds);
     # False for an entry whose claims judge each run on its own (calibration)
     judge_whole_grids: bool = True
+    # a verdict needs settled training (verdicts.moving_runs): every judged run
+    # moved this metric by at most settle_tol over its last fifth; None = no such test
+    settle_metric: str | None = None
+    settle_tol: float = 0.02
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

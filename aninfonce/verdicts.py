@@ -15,7 +15,12 @@ evaluates it the way a reader needs:
   "the last step" of each run is that step). The verdict *holds since* the
   first step from which it never changed again; one that still changed in
   the last fifth of training -- or whose count of passing seeds still did --
-  is NOT SETTLED, counted apart from PASS / FAIL.
+  is NOT SETTLED, counted apart from PASS / FAIL;
+- **on settled training**: for an entry that names a ``settle_metric`` (the
+  evaluation loss of the synthetic entries), every judged run must have
+  moved it by at most ``settle_tol`` over its last fifth of steps; otherwise
+  each of its verdicts is NOT SETTLED -- a verdict that has not flipped yet
+  says nothing while training is still under way.
 
 Nothing here trains or reads torch: it reads results tables only.
 """
@@ -149,6 +154,20 @@ def complete_seeds(exp: Experiment, df: pd.DataFrame, profile: str, speed: str =
     return complete, note
 
 
+def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
+    """Run key -> how far ``metric`` moved over the run's last fifth of
+    logged steps, for runs where that exceeds ``tol``."""
+    out = {}
+    rows = df[(df["metric"] == metric) & df["protocol"].isna()] if "protocol" in df else df[df["metric"] == metric]
+    for key, run in rows.groupby(df["run_key"].astype(str)):
+        series = run.groupby(pd.to_numeric(run["step"]))["value"].mean().sort_index()
+        last = series.index[-1]
+        before = series[series.index <= SETTLED_FRACTION * last]
+        if len(before) and abs(series.iloc[-1] - before.iloc[-1]) > tol:
+            out[key] = float(series.iloc[-1] - before.iloc[-1])
+    return out
+
+
 def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
                     speed: str = "exact") -> list[Verdict]:
     out = []
@@ -158,6 +177,8 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
+        moving = moving_runs(df, exp.settle_metric, exp.settle_tol) if exp.settle_metric and not df.empty else {}
+        n_runs = df["run_key"].nunique() if moving else 0
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -166,6 +187,11 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                                    status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
             v = evaluate_claim(exp.id, claim, df)
+            if moving and v.status in ("PASS", "FAIL"):
+                worst = max(moving.values(), key=abs)
+                v = dataclasses.replace(v, status="NOT SETTLED", measured=(
+                    f"{v.measured} [training not settled: {exp.settle_metric} still moved by more than "
+                    f"{exp.settle_tol:g} over the last fifth in {len(moving)} of {n_runs} runs, by up to {worst:+.3f}]"))
             if note:
                 v = dataclasses.replace(v, measured=f"{v.measured} [left out until complete: {note}]")
             out.append(v)

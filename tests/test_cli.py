@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from conftest import assert_real_figure
 
+from aninfonce import results
 from aninfonce.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ KILL_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from aninfonce.registry import Experiment, register
     from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
-    from aninfonce.cli import main
+    from aninfonce import results
+from aninfonce.cli import main
     spec = SyntheticSpec(experiment="killtest", batch=64, steps=1500, eval_every=100, widths=(2, 2),
                          eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2)
     register(Experiment(id="killtest", title="t", paper_ref="test", source="recon", runs=lambda p, n: [spec],
@@ -127,9 +129,10 @@ def test_check_and_golden(tmp_path, dirs, capsys):
     assert main(["fig2-linear", "--profile", "smoke", "--update-golden", *dirs]) == 0
     assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 0
     csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
-    df = pd.read_csv(csv)
+    df = pd.read_csv(csv, dtype={"run_key": str})
     df.loc[df["metric"] == "mcc", "value"] += 0.01
-    df.to_csv(csv, index=False)
+    for _, rows in df.groupby("run_key"):  # rewritten as a run would write them: recorded, not "damaged"
+        results.append_run(csv, rows.to_dict("records"))
     capsys.readouterr()
     assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 1
     out = capsys.readouterr().out
@@ -222,8 +225,8 @@ def test_bad_checkpoint_gives_one_clear_message_and_is_kept(tmp_path, dirs, writ
     weights_only=True, so refused rather than run), is one line on stderr."""
     assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
     csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
-    key = pd.read_csv(csv)["run_key"].iloc[0]
-    csv.unlink()
+    key = pd.read_csv(csv, dtype={"run_key": str})["run_key"].iloc[0]
+    results.run_file(csv, key).unlink()  # the run's stored rows are gone: it must run again
     ckpt = tmp_path / "results" / ".cache" / "smoke" / "fig2-linear" / f"{key}.pt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     write(ckpt)

@@ -210,4 +210,5 @@ register(Experiment(
           "1010 1001 0110 0101 0011 0000 1111 1000 0111, so each term splits the dims 5 / 5 and all four together tell "
           "every dim apart. Runs: each term alone, t0 + t1, all four. Quick: 128 pairs per term per step, 8000 "
           "steps, lr and widths as fig2 quick [recon].",
+    settle_metric="loss_eval",
 ))

@@ -362,10 +362,12 @@ register(Experiment(
     reference=reference_fig2,
     notes="Data process, encoder, AnInfoNCE, optimiser: [code]. Swept Lambda_2 values, InfoNCE baselines "
           "(learned scalar / tau 1 / tau 0.1) and all quick-profile deviations: [recon].",
+    settle_metric="loss_eval",
 ))
 register(Experiment(
     id="fig2-linear", title="Synthetic: learned Lambda^ and MCC for linearly spaced Lambda", paper_ref="authors' README run 2",
     source="code", runs=_linear, execute=train_synthetic, plot=plot_linear, claims=LINEAR_CLAIMS,
     seconds_per_run=SECONDS_PER_RUN, reference=reference_linear,
     notes="Lambda = linspace(5, 25, 10) [code]; quick-profile deviations as fig2 [recon].",
+    settle_metric="loss_eval",
 ))

@@ -328,4 +328,5 @@ register(Experiment(
           "CNN encoder, KNN protocol (k = 10, Euclidean on the unit-norm encoder output, real MNIST), swept Λ2, "
           "InfoNCE baselines and every profile setting: [recon]. The VAE is trained once per profile and seed "
           "(runner artefact cache) and shown in fig3_vae.",
+    settle_metric="loss_eval",
 ))

@@ -198,4 +198,5 @@ register(Experiment(
           "d ∈ {5, 10, 20}; sweep B at d = 10, κ ∈ {10, 25, 100, 400}; quick batches {64, 256}. Quick profile: 6000 steps, "
           "lr_f 1e-3, lr_metric 0.1 (Λ̂ must reach κ = 400), hidden widths (10, 10, 10) × d; panel C shows whether "
           "the learned Λ̂ reached κ, because an R² drop with a Λ̂ still far below κ is an optimisation budget effect.",
+    settle_metric="loss_eval",
 ))

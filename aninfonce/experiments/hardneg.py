@@ -161,4 +161,5 @@ register(Experiment(
           "M Σ_k w_ik exp(s_ik))) with w_ik = softmax_k(β s_ik) held constant in the gradient, M = 2N - 2 negatives, "
           "s(a, b) = -½ (a-b)ᵀ diag(Λ̂) (a-b); β = 0 is AnInfoNCE. Setting: bimodal Λ 25 / 5, d = 10, as Figure 2 "
           "[code]; β ∈ {0, 0.2, 0.5, 1} [recon]. Quick profile as fig2 quick but 6000 steps [recon].",
+    settle_metric="loss_eval",
 ))
