@@ -30,33 +30,35 @@ from ..plots import (
 )
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..trainers.synthetic import LOSSES, SyntheticSpec, train_synthetic
+from ..trainers.synthetic import AUTHORS_SETTING, LOSSES, SyntheticSpec, train_synthetic
 
 # [recon] the swept Lambda_2 values are not known; 5 is the isotropic control
 # (Lambda_2 = Lambda_1), 200 is where the style dims barely matter to InfoNCE.
 LAMBDA2_SWEEP = (5.0, 10.0, 25.0, 50.0, 100.0, 200.0)
 FOCUS_LAMBDA2 = 25.0  # panels B-D [caption]
 
-# Per-profile training settings. `paper` is the authors' [code]; `quick` is the
-# smallest we found that still shows the captions' claims on 2 CPU cores, each
-# deviation from `paper` labelled; `smoke` only exercises the plumbing.
+# Per-profile training settings. `paper` is the authors' [code]. `quick` is
+# their model and optimiser too (issue 10: no time-compressed schedule was
+# admitted by the calibration entry), shortened in steps only: 10k of their
+# ~100k steps, on the fast float32 path (fused loss and Adam, same maths).
+# At 10k steps their own runs are still learning (loss still falling ~0.2 nats
+# per 2k steps, style dims at Lambda_2 = 100 not yet learned), so the quick
+# verdicts are NOT SETTLED by construction: they say where training stands.
+# `smoke` only exercises the plumbing.
 PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),
-    "quick": dict(
-        batch=256,  # [recon] paper: 1000
-        steps=12_000,  # [recon] paper: 100,000+
-        eval_every=1000,
-        lr_f=1e-3,  # [recon] paper: 1e-4; 10x to converge in 12k steps
-        lr_metric=3e-2,  # [recon] paper: 1e-3; Lambda^ must travel to ~25-200
-        widths=(10, 10, 10),  # [recon] paper: (10, 50, 50, 50, 50, 10) x d hidden units
-    ),
+    "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000, fast=True),
     "smoke": dict(batch=64, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
 }
 SMOKE_LAMBDA2 = (5.0, 25.0)
+# [recon] quick sweeps three of the six values (12 runs a seed, ~25 min each on
+# one core); the focus value first, since the runner trains in grid order and a
+# cut-off session should leave panels B-D complete
+QUICK_LAMBDA2 = (FOCUS_LAMBDA2, 5.0, 100.0)
 
 
 def _sweep(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    lam2s = SMOKE_LAMBDA2 if profile == "smoke" else LAMBDA2_SWEEP
+    lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, LAMBDA2_SWEEP)
     s = PROFILE_SETTINGS[profile]
     return [SyntheticSpec(experiment="fig2", loss=loss, lambda_kind="bimodal", lam1=5.0, lam2=lam2, seed=seed, **s)
             for seed in range(n_seeds) for lam2 in lam2s for loss in LOSSES]
@@ -79,9 +81,14 @@ KEPT, LOST_DROP = C.KEPT, 0.3  # KEPT is shared by every synthetic entry (claims
 BLOCK_LEAK, MINIMUM_TOLERANCE = 0.10, 0.05
 
 
+def swept(df: pd.DataFrame) -> list[float]:
+    """The Lambda_2 values a results table sweeps (the profile's grid)."""
+    return sorted(pd.to_numeric(df["lam2"]).unique().tolist()) if "lam2" in df else []
+
+
 def _anin_keeps_both(df: pd.DataFrame) -> ClaimResult:
     vals = {lam2: (C.final_value(df, "r2_content", loss="aninfonce", lam2=lam2),
-                   C.final_value(df, "r2_style", loss="aninfonce", lam2=lam2)) for lam2 in LAMBDA2_SWEEP}
+                   C.final_value(df, "r2_style", loss="aninfonce", lam2=lam2)) for lam2 in swept(df)}
     worst_c = min(v[0] for v in vals.values())
     worst_s = min(v[1] for v in vals.values())
     return ClaimResult(C.at_least(worst_c, KEPT) and C.at_least(worst_s, KEPT),
@@ -90,18 +97,19 @@ def _anin_keeps_both(df: pd.DataFrame) -> ClaimResult:
 
 def _infonce_loses_style(loss: str):
     def check(df: pd.DataFrame) -> ClaimResult:
-        style = [C.final_value(df, "r2_style", loss=loss, lam2=lam2) for lam2 in LAMBDA2_SWEEP]
-        rho = C.spearman(LAMBDA2_SWEEP, style)
+        lam2s = swept(df)
+        style = [C.final_value(df, "r2_style", loss=loss, lam2=lam2) for lam2 in lam2s]
+        rho = C.spearman(lam2s, style)
         drop = style[0] - style[-1]
         return ClaimResult(C.at_most(rho, -0.8, places=2) and C.at_least(drop, LOST_DROP),
-                           "style R^2 by Lambda_2: " + ", ".join(f"{l:g}: {s:.3f}" for l, s in zip(LAMBDA2_SWEEP, style))
+                           "style R^2 by Lambda_2: " + ", ".join(f"{l:g}: {s:.3f}" for l, s in zip(lam2s, style))
                            + f"; Spearman = {rho:.2f}, drop = {drop:.3f}")
     return check
 
 
 def _anin_beats_infonce(loss: str):
     def check(df: pd.DataFrame) -> ClaimResult:
-        lam2 = LAMBDA2_SWEEP[-1]
+        lam2 = swept(df)[-1]
         a = C.final_value(df, "r2_style", loss="aninfonce", lam2=lam2)
         b = C.final_value(df, "r2_style", loss=loss, lam2=lam2)
         return ClaimResult(C.at_least(a - b, LOST_DROP), f"style R^2 at Lambda_2 = {lam2:g}: AnInfoNCE {a:.3f}, {LOSS_LABELS[loss]} {b:.3f}")
@@ -175,9 +183,9 @@ def linear_mcc(df: pd.DataFrame) -> ClaimResult:
 FIG2_CLAIMS = (
     Claim("fig2.anin-keeps-all", f"AnInfoNCE keeps content and style: R^2 >= {KEPT} at every Lambda_2 (held-out R^2)", _anin_keeps_both),
     *(Claim(f"fig2.loses-style.{loss}", f"{LOSS_LABELS[loss]}: style R^2 falls as Lambda_2 grows "
-            f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from Lambda_2 = 5 to 200)", _infonce_loses_style(loss))
+            f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from the smallest to the largest Lambda_2 swept: 5 to 200; quick: 5 to 100)", _infonce_loses_style(loss))
       for loss in LOSSES if loss != "aninfonce"),
-    *(Claim(f"fig2.anin-beats.{loss}", f"at Lambda_2 = 200 AnInfoNCE's style R^2 exceeds {LOSS_LABELS[loss]}'s by >= {LOST_DROP}",
+    *(Claim(f"fig2.anin-beats.{loss}", f"at the largest Lambda_2 swept (200; quick: 100) AnInfoNCE's style R^2 exceeds {LOSS_LABELS[loss]}'s by >= {LOST_DROP}",
             _anin_beats_infonce(loss)) for loss in LOSSES if loss != "aninfonce"),
     Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth minimum "
           "on the same evaluation batch", _loss_reaches_minimum),
@@ -210,7 +218,7 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
     r2_groups_against(ax, df, LOSSES)
-    ax.set_xticks(LAMBDA2_SWEEP, [f"{v:g}" for v in LAMBDA2_SWEEP])
+    ax.set_xticks(swept(df), [f"{v:g}" for v in swept(df)])
     ax.minorticks_off()
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² vs Λ2")
@@ -352,22 +360,24 @@ def _reference_focus(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# measured: quick ~100-120 s single-thread on one core of our 2-core machines;
+# measured: quick (the authors' setting, fast path) ~0.15 s/step single-thread, two runs on 2 cores;
 # paper 0.12 s/step on 2 CPU cores (a GPU is much faster: set it after measuring)
-SECONDS_PER_RUN = {"smoke": 1.5, "quick": 120.0, "paper": 100_000 * 0.12}
+SECONDS_PER_RUN = {"smoke": 1.5, "quick": 10_000 * 0.15, "paper": 100_000 * 0.12}
 
 register(Experiment(
     id="fig2", title="Synthetic: InfoNCE vs AnInfoNCE across Lambda_2", paper_ref="Figure 2 (A-D)", source="recon",
     runs=_sweep, execute=train_synthetic, plot=plot_fig2, claims=FIG2_CLAIMS, seconds_per_run=SECONDS_PER_RUN,
     reference=reference_fig2,
-    notes="Data process, encoder, AnInfoNCE, optimiser: [code]. Swept Lambda_2 values, InfoNCE baselines "
-          "(learned scalar / tau 1 / tau 0.1) and all quick-profile deviations: [recon].",
+    notes="Data process, encoder, AnInfoNCE, optimiser: [code]. Swept Lambda_2 values and InfoNCE baselines "
+          "(learned scalar / tau 1 / tau 0.1): [recon]. Quick: the authors' model and optimiser for 10k of their "
+          "~100k steps, Lambda_2 in {5, 25, 100} (no compressed schedule was admitted; see `calibration`), so its "
+          "verdicts say where training stands at 10k steps.",
     settle_metric="loss_eval",
 ))
 register(Experiment(
     id="fig2-linear", title="Synthetic: learned Lambda^ and MCC for linearly spaced Lambda", paper_ref="authors' README run 2",
     source="code", runs=_linear, execute=train_synthetic, plot=plot_linear, claims=LINEAR_CLAIMS,
     seconds_per_run=SECONDS_PER_RUN, reference=reference_linear,
-    notes="Lambda = linspace(5, 25, 10) [code]; quick-profile deviations as fig2 [recon].",
+    notes="Lambda = linspace(5, 25, 10) [code]; quick: the authors' model and optimiser for 10k steps, as fig2.",
     settle_metric="loss_eval",
 ))
