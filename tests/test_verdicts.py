@@ -147,3 +147,32 @@ def test_claims_are_judged_on_whole_grids_only():
     assert v.status == "PASS" and v.n_seeds == 1 and "left out until complete: seed 1: 1 of 2 runs" in v.measured
     (v,) = evaluate_claims([exp], {"t": df[df["seed"] == 1]}, "quick")
     assert v.status == "NO DATA" and "no seed has its whole grid yet" in v.measured
+
+
+def test_verdicts_wait_for_settled_training():
+    """An entry with a settle_metric: a run whose loss still moved by more than
+    settle_tol over its last fifth makes the entry's verdicts NOT SETTLED, even
+    a verdict that has held since the first step."""
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import evaluate_claims, moving_runs
+
+    spec = RunSpec(experiment="t", seed=0)
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec], execute=None,
+                     plot=lambda *a: [], claims=(_claim("all"),), settle_metric="loss_eval", settle_tol=0.02)
+
+    def table(losses):
+        rows = [{"run_key": spec.key, "seed": 0, "step": 1000 * i, "metric": "x", "value": 1.0, "protocol": None}
+                for i in range(len(losses))]
+        rows += [{"run_key": spec.key, "seed": 0, "step": 1000 * i, "metric": "loss_eval", "value": v, "protocol": None}
+                 for i, v in enumerate(losses)]
+        return pd.DataFrame(rows)
+
+    still_falling = table([5.0, 4.8, 4.6, 4.4, 4.2, 4.0])  # last fifth: step 4000 -> 5000, -0.2
+    assert moving_runs(still_falling, "loss_eval", 0.02) == {spec.key: pytest.approx(-0.2)}
+    (v,) = evaluate_claims([exp], {"t": still_falling}, "quick")
+    assert v.status == "NOT SETTLED" and v.final is True and "training not settled" in v.measured
+    flat = table([5.0, 4.0, 3.9, 3.9, 3.9, 3.89])
+    assert moving_runs(flat, "loss_eval", 0.02) == {}
+    (v,) = evaluate_claims([exp], {"t": flat}, "quick")
+    assert v.status == "PASS"
