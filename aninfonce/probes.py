@@ -36,7 +36,9 @@ def offline_linear_probe(backbone_features: Callable[[Any], torch.Tensor], backb
     """Top-1 accuracy of a multinomial logistic regression (L-BFGS, L2) on
     frozen backbone features, and the features. ``backbone_features(x)`` must
     compute features of ``x`` with ``backbone``; the backbone is frozen (eval
-    mode, no gradients) before, and asserted bit-for-bit unchanged after."""
+    mode, no gradients) before, and asserted bit-for-bit unchanged after. The
+    classifier is fitted where the features are (give them and the labels on
+    the GPU to fit there)."""
     before = param_fingerprint(backbone)
     backbone.eval()
     backbone.requires_grad_(False)
@@ -46,7 +48,7 @@ def offline_linear_probe(backbone_features: Callable[[Any], torch.Tensor], backb
         f_test = backbone_features(test[0]).float()
     mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
     x_train, x_test = (f_train - mu) / sd, (f_test - mu) / sd
-    clf = nn.Linear(x_train.shape[1], n_classes)
+    clf = nn.Linear(x_train.shape[1], n_classes).to(x_train.device)
     nn.init.zeros_(clf.weight)
     nn.init.zeros_(clf.bias)
     opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe",

@@ -1,13 +1,15 @@
 """The data-parallel entry of the image tables: ``torchrun --nproc_per_node N
 -m aninfonce.torchrun cifar10-table --profile paper --data-root /data``.
 
-Every rank plans the same runs and trains each together (the trainer in
-:mod:`aninfonce.trainers.simclr` gathers across ranks); rank 0 writes the rows."""
+Every rank plans the same runs, trains each together and evaluates each
+together (the trainer in :mod:`aninfonce.trainers.simclr` gathers across
+ranks); rank 0 writes the rows."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -19,6 +21,17 @@ from . import (
 )
 from .data import data_root as resolve_data_root
 from .registry import select
+
+# How long a rank waits inside one collective (a gather, DDP's all-reduce, the barrier after each
+# run) before the job fails. All long work is done by every rank at once (the training steps, each
+# rank's shard of the evaluation, then the same probe and recovery fits on every rank), so a wait
+# is only the skew between ranks: rank 0 writing a checkpoint or the rows (seconds; a minute or two
+# for ResNet-50 and its optimiser state on a slow network filesystem), one rank listing or
+# verifying a dataset slower than another on a cold filesystem (ImageNet's 1.28M files: minutes, not
+# measured here), loader workers starting. 30 min covers these with a wide margin, where NCCL's default
+# (10 min) leaves little for a cold listing; a rank that died or hung still ends the job within half
+# an hour rather than holding every GPU until the scheduler's wall-time limit.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 class _RankContext:
@@ -46,7 +59,7 @@ class _RankContext:
 def main(argv: list[str] | None = None) -> int:
     """Data-parallel execution of an experiment's image runs under torchrun.
 
-    Every rank plans the same runs; all train each run together; rank 0
+    Every rank plans the same runs; all train and evaluate each run together; rank 0
     appends the rows to the results CSV (through the runner) and drops the
     checkpoint. Plot and report afterwards with ``reproduce.py --plot-only``."""
     p = argparse.ArgumentParser(prog="torchrun ... -m aninfonce.torchrun")
@@ -61,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(args.backend or ("nccl" if cuda else "gloo"))
+    dist.init_process_group(args.backend or ("nccl" if cuda else "gloo"), timeout=PROCESS_GROUP_TIMEOUT)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     rank = dist.get_rank()
     try:

@@ -10,11 +10,21 @@
   continuous parameters, accuracy for binary ones (with the majority-class rate).
 
 The learned Lambda^ sorted is logged during training (:mod:`.train`).
+
+Under torch.distributed every rank evaluates: it embeds its contiguous shard
+of each set (probe train, probe test, recovery views) with rank 0's weights,
+the shards are gathered into the one-process feature matrix in the same order
+(:func:`embedded`), and every rank then runs the same deterministic fits on
+those features: the linear probe and KNN on the run's device (the GPU under
+torchrun on CUDA), the recovery fits on its CPU. The fits are duplicated rather
+than left to rank 0 so that no rank waits for another's long work behind a
+collective; only rank 0's rows are written (the runner).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -24,6 +34,7 @@ from ...data.augment import recovery_targets
 from ...data.images import ImageSource
 from ...data.views import EvalDataset, OneViewDataset
 from ...probes import embed, knn_top1, offline_linear_probe, recovery_scores
+from .distributed import broadcast_module, gather_rows, shard, world
 from .loading import loader_workers, make_loader
 from .model import SimCLRNet
 from .spec import ImageSSLSpec
@@ -39,26 +50,49 @@ def protocols(spec: ImageSSLSpec) -> dict[str, str]:
     }
 
 
+def embedded(model: SimCLRNet, ds, name: str, batch: int, workers: int, device: torch.device):
+    """(backbone features, unit-norm projections, the items' second field) of
+    every item of ``ds`` in order. One process embeds it all; under
+    torch.distributed each rank embeds its :func:`~.distributed.shard`, says
+    how many items it embedded (stderr), and the rows of all ranks are gathered."""
+    rank, size = world()
+    if size == 1:
+        return embed(model, make_loader(ds, batch, workers, device=device), device)
+    indices, real = shard(len(ds), rank, size)
+    parts = embed(model, make_loader(torch.utils.data.Subset(ds, indices), batch, workers, device=device), device)
+    # one write per line, so that the ranks' lines do not interleave on a shared stderr
+    sys.stderr.write(f"evaluation rank {rank}/{size}: embedded {real} of {len(ds)} {name}\n")
+    sys.stderr.flush()
+    return tuple(gather_rows(t, len(ds)) for t in parts)
+
+
 def evaluate(spec: ImageSSLSpec, model: SimCLRNet, train_src: ImageSource, test_src: ImageSource,
              device: torch.device) -> list[dict[str, Any]]:
+    """Every evaluation's rows. Call it on every rank of a data-parallel run
+    (it gathers across ranks): each returns the same rows."""
+    broadcast_module(model)  # rank 0's weights and BN statistics on every rank
     cfg = spec.augment_config()
     proto = protocols(spec)
     workers = loader_workers(spec, device)
     n_classes = int(max(train_src.labels.max(), test_src.labels.max())) + 1
     bank_src, query_src = train_src.subset(spec.probe_train), test_src.subset(spec.probe_test)
     eval_batch = 256
-    bank_x = make_loader(EvalDataset(bank_src, cfg.size), eval_batch, workers, device=device)
-    query_x = make_loader(EvalDataset(query_src, cfg.size), eval_batch, workers, device=device)
+    bank_x = ("probe-train images", EvalDataset(bank_src, cfg.size))
+    query_x = ("probe-test images", EvalDataset(query_src, cfg.size))
+
+    def features(named: tuple[str, EvalDataset]) -> torch.Tensor:  # on the run's device for the fits (no-op on CPU)
+        return embedded(model, named[1], named[0], eval_batch, workers, device)[0].to(device)
+
+    bank_y, query_y = bank_src.labels.to(device), query_src.labels.to(device)
     rows: list[dict[str, Any]] = []
-    acc, h_bank, h_query = offline_linear_probe(lambda loader: embed(model, loader, device)[0], model.backbone,
-                                                (bank_x, bank_src.labels), (query_x, query_src.labels),
+    acc, h_bank, h_query = offline_linear_probe(features, model.backbone, (bank_x, bank_y), (query_x, query_y),
                                                 n_classes, spec.probe_iters, spec.probe_l2)
     rows.append({"metric": "linear_top1", "value": acc, "protocol": proto["linear"]})
-    knn = knn_top1(h_bank, bank_src.labels, h_query, query_src.labels, spec.knn_k, n_classes)
+    knn = knn_top1(h_bank, bank_y, h_query, query_y, spec.knn_k, n_classes)
     rows.append({"metric": "knn_top1", "value": knn, "protocol": proto["knn"]})
 
     views = OneViewDataset(test_src, cfg, seed=spec.seed + 4, n=spec.recovery_views)
-    h_v, z_v, params = embed(model, make_loader(views, eval_batch, workers, device=device), device)
+    h_v, z_v, params = embedded(model, views, "recovery views", eval_batch, workers, device)
     targets = recovery_targets(params.numpy(), cfg)
     kinds = cfg.targets()
     for space, feats in (("backbone", h_v), ("projector", z_v)):
