@@ -51,7 +51,8 @@ GRIDS: dict[str, dict] = {
     "smoke": dict(dims=(5, 10), kappas=(25.0, 100.0), batches=(32, 64)),
 }
 PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict(steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),  # [code] optimiser and length
+    "paper": dict({k: v for k, v in AUTHORS_SETTING.items() if k != "batch"}, steps=100_000, eval_every=5000,
+                  fast=True),  # [code] optimiser and length, fused float32 path
     # the authors' model and optimiser (batch is the swept variable), 10k steps, as fig2 quick (issue 10).
     # At their Lambda^ lr 1e-3 Adam moves Lambda^ by ~1e-3 a step, so in 10k steps it reaches ~10, not kappa:
     # panel C shows how far it got
