@@ -16,7 +16,7 @@ from . import (
 )
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
-from .executors import EXECUTORS, run_all
+from .executors import EXECUTORS, SlurmResources, run_all
 from .registry import PROFILES, all_experiments, select
 from .runner import format_plan, format_seconds, plan, resolve_device
 from .speed import PRESETS
@@ -38,6 +38,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--executor", default="pool", choices=EXECUTORS,
                    help="local = this process; pool = parallel single-thread processes (default); slurm = submitit")
     p.add_argument("--jobs", type=int, default=None, help="pool size (default: one per CPU core)")
+    slurm = p.add_argument_group("--executor slurm only", "each run is one SLURM job; with --device auto (the "
+                                 "default) a job's device follows the GPUs it asks for")
+    slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
+    slurm.add_argument("--slurm-gpus-per-run", type=int, default=None,
+                       help="GPUs per run (default 1 for the image entries, 0 for the others; 1 for all with "
+                            "--device cuda); an image run with N > 1 trains data-parallel, one task per GPU; "
+                            "the other entries take at most 1")
+    slurm.add_argument("--slurm-cpus-per-task", type=int, default=None, help="CPUs per task (default: the cluster's)")
+    slurm.add_argument("--slurm-time-min", type=int, default=None,
+                       help="wall-time limit per job in minutes (default 1440)")
     p.add_argument("--speed", default="exact", choices=PRESETS,
                    help="numerics of the synthetic runs: exact (default, the stored results) | fast (fused loss "
                         "and Adam) | fast-lowp (+ bf16/TF32 encoder products) | fast-compile | fast-cudagraphs; "
@@ -65,6 +75,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+
+
+SLURM_OPTIONS = ("slurm_partition", "slurm_gpus_per_run", "slurm_cpus_per_task", "slurm_time_min")
+
+
+def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
+    """The SLURM jobs' resources under ``--executor slurm`` (None otherwise); a
+    --slurm-* option with another executor is an error, not silently ignored."""
+    given = [f"--{o.replace('_', '-')}" for o in SLURM_OPTIONS if getattr(args, o) is not None]
+    if args.executor != "slurm":
+        if given:
+            raise BadInput(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --executor slurm "
+                           f"(not --executor {args.executor})")
+        return None
+    return SlurmResources(partition=args.slurm_partition, gpus_per_run=args.slurm_gpus_per_run,
+                          cpus_per_task=args.slurm_cpus_per_task, device=args.device,
+                          **({"time_min": args.slurm_time_min} if args.slurm_time_min is not None else {}))
 
 
 def measured_quick(exp, results_dir: Path) -> str:
@@ -158,6 +185,7 @@ def cmd_check(exps, args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        slurm = slurm_resources(args)
         exps = select(args.experiments)
         if args.list:
             cmd_list(exps, args.results_dir)
@@ -176,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
             return 0
-        device = resolve_device(args.device)
+        device = resolve_device(args.device) if slurm is None else None  # slurm: each job's own
         to_run = speed_scope(exps, args)
         if len(to_run) < len(exps):
             print(f"--speed {args.speed} changes only {', '.join(e.id for e in to_run) or 'no selected experiment'}; "
@@ -193,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         results.check_writable(args.results_dir / args.profile)
         t0 = time.perf_counter()
-        run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs)
+        run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs,
+                slurm=slurm)
         verdicts, path = plot_and_report(exps, args)
         print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
               f"figures and report in {path.parent} (claims: {report.summary(verdicts)}; details: {path})")

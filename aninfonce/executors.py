@@ -1,6 +1,8 @@
 """Where runs execute: in this process (``local``), in a pool of single-thread
 worker processes on this machine (``pool``), or on a SLURM cluster through
-submitit (``slurm``). Every executor calls :func:`runner.run_one`, which
+submitit (``slurm``: one job per run; a data-parallel image run on N > 1 GPUs
+is one job of N tasks, each a rank of :func:`aninfonce.torchrun.run_ranks`).
+Every executor calls :func:`runner.run_one` (on rank 0 only, for N ranks), which
 appends a finished run's rows under a file lock, so concurrent runs never lose
 or duplicate a row."""
 
@@ -66,11 +68,11 @@ class Job:
                    run.checkpoint, profile, str(device), results_dir, data_root)
 
 
-def _pool_job(job: Job) -> float:
-    """Runs in a worker process. ``run_one`` needs only the experiment's id and
-    its ``execute``; that function crosses the process boundary when it pickles
-    (a module-level function), otherwise (a closure) the entry is looked up
-    again in the worker's registry by id."""
+def _planned(job: Job) -> PlannedRun:
+    """The job's run in a worker process. ``run_one`` needs only the experiment's
+    id and its ``execute``; that function crosses the process boundary when it
+    pickles (a module-level function), otherwise (a closure) the entry is looked
+    up again in the worker's registry by id."""
     execute = job.execute
     if execute is None:
         from . import experiments as _entries  # noqa: F401  (registers every entry in this worker)
@@ -81,8 +83,13 @@ def _pool_job(job: Job) -> float:
             raise ValueError(f"experiment {job.exp_id!r} is not registered in the worker process; register it in a "
                              f"module that aninfonce.experiments imports, or use --executor local")
         execute = experiments[job.exp_id].execute
-    run = PlannedRun(_Entry(job.exp_id, execute), job.spec, job.status, job.csv, job.checkpoint)
-    return run_one(run, job.profile, torch.device(job.device), job.results_dir, job.data_root, show_progress=False)
+    return PlannedRun(_Entry(job.exp_id, execute), job.spec, job.status, job.csv, job.checkpoint)
+
+
+def _pool_job(job: Job) -> float:
+    """Runs in a worker process (a pool worker, or a single-task SLURM job)."""
+    return run_one(_planned(job), job.profile, torch.device(job.device), job.results_dir, job.data_root,
+                   show_progress=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +115,87 @@ def _caught_job(job: Job) -> tuple[float | None, BaseException | None]:
     try:
         return _pool_job(job), None
     except Exception as err:
-        return None, err if _picklable(err) else RuntimeError(f"{type(err).__name__}: {err}")
+        return None, _portable(err)
+
+
+def _rank_job(job: Job) -> tuple[float | None, BaseException | None]:
+    """One task of a multi-task submitit job (one task per GPU; on CPU, gloo
+    ranks): export the torch.distributed environment (MASTER_ADDR = the job's
+    first node, MASTER_PORT drawn from the job id, RANK, WORLD_SIZE, LOCAL_RANK
+    from SLURM's task variables, or submitit's local ones), then the per-rank
+    body torchrun runs (:func:`aninfonce.torchrun.run_ranks`); rank 0 writes the
+    rows. Every task returns (wall, error) like :func:`_caught_job`."""
+    try:
+        import submitit
+
+        from .torchrun import run_ranks
+
+        # overwrite: a job submitted from inside a torchrun job inherits its RANK, WORLD_SIZE, ...;
+        # CUDA_VISIBLE_DEVICES is left as SLURM set it (run_ranks picks this rank's GPU among those)
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        return run_ranks([_planned(job)], job.profile, job.results_dir, job.data_root, job.device,
+                         show_progress=False), None
+    except Exception as err:
+        return None, _portable(err)
+
+
+def _portable(err: BaseException) -> BaseException:
+    return err if _picklable(err) else RuntimeError(f"{type(err).__name__}: {err}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmResources:
+    """What each SLURM job of ``--executor slurm`` asks for, as submitit's
+    AutoExecutor parameters. A run that trains data-parallel (an image entry)
+    with more than one GPU runs as one task per GPU (:func:`_rank_job`); any
+    other run is one task on at most one GPU (:func:`_caught_job`)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    gpus_per_run: int | None = None  # None: from device (auto: 1 for an image run, 0 for the others)
+    cpus_per_task: int | None = None  # None: the cluster's default
+    time_min: int = 24 * 60
+    device: str = "auto"  # the --device asked for: cuda = a GPU for every run, cpu = none
+    tasks_per_run: int | None = None  # None: one per GPU; >1 without GPUs = gloo ranks on CPU (tests)
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise BadInput(f"unknown device {self.device!r}; choose auto, cpu or cuda")
+        if self.device == "cpu" and self.gpus_per_run:
+            raise BadInput("--device cpu contradicts --slurm-gpus-per-run above 0; drop one of them")
+        for name, option, least in (("gpus_per_run", "--slurm-gpus-per-run", 0),
+                                    ("cpus_per_task", "--slurm-cpus-per-task", 1),
+                                    ("time_min", "--slurm-time-min", 1), ("tasks_per_run", "tasks_per_run", 1)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise BadInput(f"{option} must be at least {least}, not {value}")
+
+    def gpus(self, run: PlannedRun) -> int:
+        parallel = _data_parallel(run)
+        if self.gpus_per_run is not None:
+            return self.gpus_per_run if parallel else min(self.gpus_per_run, 1)
+        return 1 if self.device == "cuda" or (self.device == "auto" and parallel) else 0
+
+    def tasks(self, run: PlannedRun) -> int:
+        if not _data_parallel(run):
+            return 1
+        return self.tasks_per_run or max(1, self.gpus(run))
+
+    def parameters(self, run: PlannedRun) -> dict[str, Any]:
+        """submitit's names: the generic timeout_min, gpus_per_node, tasks_per_node and
+        cpus_per_task, and slurm_partition (used on SLURM only). A default (no GPU, one
+        task, the cluster's CPUs and partition) is left out of the sbatch file."""
+        gpus, tasks = self.gpus(run), self.tasks(run)
+        out = {"timeout_min": self.time_min, "gpus_per_node": gpus or None,
+               "tasks_per_node": tasks if tasks > 1 else None, "cpus_per_task": self.cpus_per_task,
+               "slurm_partition": self.partition}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _data_parallel(run: PlannedRun) -> bool:
+    """The image entries train data-parallel (aninfonce.trainers.simclr); the others on one device."""
+    from .trainers.simclr import ImageSSLSpec
+
+    return isinstance(run.spec, ImageSSLSpec)
 
 
 def default_jobs() -> int:
@@ -160,44 +247,60 @@ def _raise_first(errors: list[BaseException], n: int) -> None:
     raise first
 
 
-def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path, data_root: Path | None,
-              log: Callable[[str], None] = print, folder: Path | None = None, cluster: str | None = None,
-              slurm_params: dict | None = None) -> None:
-    """Submit every run not yet cached as one job of a submitit job array, and
-    wait for them. ``cluster="local"`` uses submitit's local executor (tests)."""
+def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device | None, results_dir: Path,
+              data_root: Path | None, log: Callable[[str], None] = print, folder: Path | None = None,
+              cluster: str | None = None, slurm_params: dict | None = None,
+              resources: SlurmResources | None = None) -> None:
+    """Submit every run not yet cached as one job of a submitit job array (one
+    array per set of resources), and wait for them. ``cluster="local"`` uses
+    submitit's local executor (tests). Without ``resources``, every run asks for
+    a GPU iff ``device`` is CUDA; ``slurm_params`` are further submitit parameters."""
     import submitit
 
     todo = [r for r in runs if r.status != "done"]
     if not todo:
         return
+    resources = resources or SlurmResources(device=device.type if device is not None else "auto")
     folder = folder or Path(results_dir) / ".cache" / profile / "submitit"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    executor.update_parameters(timeout_min=24 * 60, **(slurm_params or {}))
-    with executor.batch():
-        jobs = [executor.submit(_caught_job, Job.of(r, profile, device, results_dir, data_root)) for r in todo]
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for run in todo:
+        groups.setdefault(tuple(sorted(resources.parameters(run).items())), []).append(run)
+    jobs, order = [], []
+    for params, group in groups.items():  # an executor each: its parameters only accumulate
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        executor.update_parameters(**{**dict(params), **(slurm_params or {})})
+        with executor.batch():
+            for r in group:
+                job = Job.of(r, profile, torch.device("cuda" if resources.gpus(r) else "cpu"), results_dir, data_root)
+                jobs.append(executor.submit(_rank_job if resources.tasks(r) > 1 else _caught_job, job))
+        order += group
     log(f"submitted {len(jobs)} runs to {executor.cluster} (logs in {folder})")
     errors: list[BaseException] = []
-    for i, (job, run) in enumerate(zip(jobs, todo), 1):
+    for i, (job, run) in enumerate(zip(jobs, order), 1):
         try:
-            wall, err = job.result()
+            outcomes = job.results()  # one (wall, error) per task; rank 0's wall
         except Exception as crash:  # the job died (killed, out of memory, timeout): submitit's FailedJobError
-            wall, err = None, crash
+            outcomes = [(None, crash)]
+        err = next((e for _, e in outcomes if e is not None), None)
         if err is not None:
             errors.append(err)
             last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
             log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED (job {job.job_id}, log {job.paths.stderr}): {last[0]}")
             continue
-        log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)} (job {job.job_id})")
+        log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(outcomes[0][0])} (job {job.job_id}"
+            f"{f', {len(outcomes)} tasks' if len(outcomes) > 1 else ''})")
     _raise_first(errors, len(todo))
 
 
-def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path,
-            data_root: Path | None, jobs: int | None, log: Callable[[str], None] = print) -> None:
+def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.device | None, results_dir: Path,
+            data_root: Path | None, jobs: int | None, log: Callable[[str], None] = print,
+            slurm: SlurmResources | None = None) -> None:
+    """``device`` is this machine's (None for slurm: each job's follows the GPUs it asks for)."""
     if executor == "local":
         execute(runs, profile, device, results_dir, data_root, log=log)
     elif executor == "pool":
         run_pool(runs, profile, device, results_dir, data_root, jobs or default_jobs(), log)
     elif executor == "slurm":
-        run_slurm(runs, profile, device, results_dir, data_root, log)
+        run_slurm(runs, profile, device, results_dir, data_root, log, resources=slurm)
     else:
         raise BadInput(f"unknown executor {executor!r}; choose one of {EXECUTORS}")

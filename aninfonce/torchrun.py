@@ -1,5 +1,7 @@
 """The data-parallel entry of the image tables: ``torchrun --nproc_per_node N
--m aninfonce.torchrun cifar10-table --profile paper --data-root /data``.
+-m aninfonce.torchrun cifar10-table --profile paper --data-root /data``, and the
+per-rank body (:func:`run_ranks`) that a multi-GPU SLURM job's tasks run too
+(``reproduce.py ... --executor slurm --slurm-gpus-per-run N``).
 
 Every rank plans the same runs, trains each together and evaluates each
 together (the trainer in :mod:`aninfonce.trainers.simclr` gathers across
@@ -11,6 +13,7 @@ import argparse
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -20,6 +23,7 @@ from . import (
     runner,
 )
 from .data import data_root as resolve_data_root
+from .errors import BadInput
 from .registry import select
 
 # How long a rank waits inside one collective (a gather, DDP's all-reduce, the barrier after each
@@ -56,12 +60,58 @@ class _RankContext:
         return self._ctx.progress(total, initial)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Data-parallel execution of an experiment's image runs under torchrun.
+def _local_device(device: str, local_rank: int) -> torch.device:
+    """This rank's device. ``auto``: a GPU where torch sees one. A rank may see every GPU of its node
+    (torchrun; SLURM's ``--gpus-per-node``: index by the local rank) or only its own (SLURM binding
+    one GPU per task: index 0); ``local_rank % count`` is right in both cases."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise BadInput(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise BadInput("device cuda was asked for but this rank sees no CUDA device")
+    index = local_rank % torch.cuda.device_count()
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
-    Every rank plans the same runs; all train and evaluate each run together; rank 0
-    appends the rows to the results CSV (through the runner) and drops the
-    checkpoint. Plot and report afterwards with ``reproduce.py --plot-only``."""
+
+def run_ranks(runs: list[runner.PlannedRun], profile: str, results_dir: Path, data_root: Path | None,
+              device: str = "auto", backend: str | None = None, show_progress: bool = True,
+              log: Callable[[str], None] = print) -> float:
+    """The per-rank body of a data-parallel job, the same under torchrun and in each task of a
+    multi-GPU submitit job (aninfonce.executors): join the process group the environment describes
+    (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK: torchrun sets them, a submitit task
+    exports them from SLURM's), then train and evaluate every run not done together with the other
+    ranks. Rank 0 appends the rows (through the runner) and drops the checkpoint; the others read the
+    checkpoint it writes. Returns rank 0's summed wall seconds (0 on the other ranks)."""
+    local_device = _local_device(device, int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend or ("nccl" if local_device.type == "cuda" else "gloo"),
+                            timeout=PROCESS_GROUP_TIMEOUT)
+    rank, total = dist.get_rank(), 0.0
+    root = resolve_data_root(data_root)
+    try:
+        for run in runs:
+            if run.status == "done":
+                continue
+            if rank == 0:
+                wall = runner.run_one(run, profile, local_device, results_dir, root, show_progress=show_progress)
+                total += wall
+                log(f"{run.spec.label()} finished in {runner.format_seconds(wall)} on {dist.get_world_size()} ranks")
+            else:
+                artifacts = runner.cache_dir(results_dir, profile) / run.experiment.id / "artifacts"
+                ctx = runner.RunContext(device=local_device, checkpoint_path=run.checkpoint, artifact_dir=artifacts,
+                                        data_root=root, show_progress=False)
+                run.experiment.execute(run.spec, _RankContext(ctx))
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Data-parallel execution of an experiment's image runs under torchrun: every
+    rank plans the same runs and runs :func:`run_ranks`. Plot and report
+    afterwards with ``reproduce.py --plot-only``."""
     p = argparse.ArgumentParser(prog="torchrun ... -m aninfonce.torchrun")
     p.add_argument("experiments", nargs="+")
     p.add_argument("--profile", default="paper")
@@ -70,30 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default=None, help="nccl on GPUs (default there), gloo on CPU")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(args.backend or ("nccl" if cuda else "gloo"), timeout=PROCESS_GROUP_TIMEOUT)
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    rank = dist.get_rank()
-    try:
-        runs = runner.plan(select(args.experiments), args.profile, 1, args.results_dir)
-        for run in runs:
-            if run.status == "done":
-                continue
-            if rank == 0:
-                wall = runner.run_one(run, args.profile, device, args.results_dir, resolve_data_root(args.data_root),
-                                      show_progress=True)
-                print(f"{run.spec.label()} finished in {runner.format_seconds(wall)} on {dist.get_world_size()} ranks")
-            else:
-                ctx = runner.RunContext(device=device, checkpoint_path=run.checkpoint,
-                                        artifact_dir=runner.cache_dir(args.results_dir, args.profile) / run.experiment.id / "artifacts",
-                                        data_root=resolve_data_root(args.data_root), show_progress=False)
-                run.experiment.execute(run.spec, _RankContext(ctx))
-            dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    runs = runner.plan(select(args.experiments), args.profile, 1, args.results_dir)
+    run_ranks(runs, args.profile, args.results_dir, args.data_root, args.device, args.backend)
     return 0
 
 

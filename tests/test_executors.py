@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from aninfonce.runner import execute, plan
 from aninfonce.specs import RunSpec
 from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(batch=32, steps=30, eval_every=15, widths=(2, 2), eval_samples=256, mixing_draws=200)
 
 
@@ -113,6 +116,66 @@ def test_slurm_executor_through_submitit_local(tmp_path, monkeypatch):
     assert [r.spec.experiment for r in again if r.status != "done"] == ["probe"]
     run_slurm(again[:2], "smoke", torch.device("cpu"), tmp_path, None, log=lines.append, folder=folder, cluster="local")
     assert len(list(folder.glob("*_submitted.pkl"))) == n_jobs
+
+
+# ---------------------------------------------------------------- slurm resources
+
+@pytest.mark.parametrize("args, message", [
+    (["--executor", "pool", "--slurm-partition", "gpu"],
+     "--slurm-partition applies only with --executor slurm (not --executor pool)"),
+    (["--executor", "local", "--slurm-gpus-per-run", "2", "--slurm-time-min", "60"],
+     "--slurm-gpus-per-run, --slurm-time-min apply only with --executor slurm (not --executor local)"),
+    (["--slurm-cpus-per-task", "4"], "--slurm-cpus-per-task applies only with --executor slurm"),  # pool, the default
+    (["--executor", "slurm", "--device", "cpu", "--slurm-gpus-per-run", "1"], "--device cpu contradicts"),
+    (["--executor", "slurm", "--slurm-gpus-per-run", "-1"], "--slurm-gpus-per-run must be at least 0"),
+    (["--executor", "slurm", "--slurm-time-min", "0"], "--slurm-time-min must be at least 1"),
+])
+def test_bad_slurm_options_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    """Checked before anything is planned or submitted (even with --dry-run)."""
+    from aninfonce.cli import main
+
+    assert main(["cifar10-table", "--profile", "smoke", "--dry-run", "--results-dir", str(tmp_path), *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert out == ""
+
+
+def test_bad_slurm_option_exits_2_from_the_command_line(tmp_path):
+    res = subprocess.run([sys.executable, "reproduce.py", "cifar10-table", "--executor", "pool", "--slurm-partition",
+                          "gpu", "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == "error: --slurm-partition applies only with --executor slurm (not --executor pool)\n"
+
+
+def test_slurm_resources_per_run_and_their_sbatch_lines(tmp_path):
+    """An image run asks for 1 GPU by default, N GPUs as N tasks (one rank each);
+    a synthetic run for no GPU (at most 1), one task. The parameters are
+    submitit's: AutoExecutor accepts them, and SLURM's sbatch file gets them."""
+    import submitit
+    from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
+
+    from aninfonce import experiments  # noqa: F401  (registers the entries)
+    from aninfonce.executors import SlurmResources
+    from aninfonce.registry import select
+
+    image, synth = (plan(select([e]), "paper", 1, tmp_path)[0] for e in ("cifar10-table", "fig2"))
+    default, eight = SlurmResources(), SlurmResources(partition="gpu", gpus_per_run=8, cpus_per_task=10, time_min=600)
+    assert default.parameters(image) == {"timeout_min": 1440, "gpus_per_node": 1}
+    assert default.parameters(synth) == {"timeout_min": 1440}  # the single-task CPU job as before
+    assert SlurmResources(device="cuda").parameters(synth) == {"timeout_min": 1440, "gpus_per_node": 1}
+    assert SlurmResources(device="cpu").parameters(image) == {"timeout_min": 1440}
+    assert eight.parameters(image) == {"timeout_min": 600, "gpus_per_node": 8, "tasks_per_node": 8,
+                                       "cpus_per_task": 10, "slurm_partition": "gpu"}
+    assert eight.parameters(synth) == {"timeout_min": 600, "gpus_per_node": 1, "cpus_per_task": 10,
+                                       "slurm_partition": "gpu"}
+    submitit.AutoExecutor(folder=str(tmp_path / "s"), cluster="local").update_parameters(**eight.parameters(image))
+    names = SlurmExecutor._equivalence_dict()
+    sbatch = _make_sbatch_string(command="true", folder=str(tmp_path / "s"), **{
+        k.removeprefix("slurm_") if k.startswith("slurm_") else names[k]: v
+        for k, v in eight.parameters(image).items()})
+    for line in ("--gpus-per-node=8", "--ntasks-per-node=8", "--cpus-per-task=10", "--partition=gpu", "--time=600"):
+        assert f"#SBATCH {line}\n" in sbatch, sbatch
 
 
 # ---------------------------------------------------------------- concurrent appends

@@ -25,8 +25,10 @@ from aninfonce.data import augment as A
 from aninfonce.data import images as D
 from aninfonce.data import synthetic_files as S
 from aninfonce.data import views as V
+from aninfonce.executors import SlurmResources, run_slurm
 from aninfonce.probes import knn_top1, offline_linear_probe
-from aninfonce.runner import RunContext
+from aninfonce.registry import select
+from aninfonce.runner import RunContext, plan
 from aninfonce.trainers.simclr import ImageSSLSpec, train_imagessl
 from aninfonce.trainers.simclr.distributed import image_ssl_loss
 
@@ -271,6 +273,33 @@ def test_torchrun_two_cpu_processes(tmp_path):
            "-m", "aninfonce.torchrun", "cifar10-table", "--profile", "smoke", "--device", "cpu",
            "--results-dir", str(tmp_path / "res"), "--data-root", str(tmp_path / "data")]
     stderr = _bounded(cmd, env, 240)
+    _assert_two_rank_rows_match_one_process(tmp_path, stderr, env)
+
+
+@pytest.mark.slow
+def test_slurm_two_task_jobs_through_submitit_local(tmp_path, monkeypatch):
+    """``--executor slurm`` for a data-parallel run: each smoke run of the CIFAR10
+    entry is one submitit job of 2 tasks (submitit's local executor, on CPU);
+    each task exports the torch.distributed variables from submitit's job
+    environment and runs torchrun's per-rank body with gloo. The same checks as
+    the torchrun test: every rank evaluates, rank 0 writes the rows once, and
+    they are one process's within the tolerances above."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the local executor's tasks inherit this process's environment
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    env = dict(os.environ)
+    folder, lines = tmp_path / "submitit", []
+    runs = plan(select(["cifar10-table"]), "smoke", 1, tmp_path / "res")
+    run_slurm(runs, "smoke", None, tmp_path / "res", tmp_path / "data", log=lines.append, folder=folder,
+              cluster="local", resources=SlurmResources(gpus_per_run=0, tasks_per_run=2))
+    assert "submitted 2 runs to local" in lines[0] and all(line.endswith("2 tasks)") for line in lines[1:]), lines
+    assert len(list(folder.glob("*_submitted.pkl"))) == 2 and len(list(folder.glob("*_1_result.pkl"))) == 2
+    stderr = "".join(f.read_text() for f in sorted(folder.glob("*_log.err")))
+    _assert_two_rank_rows_match_one_process(tmp_path, stderr, env)
+
+
+def _assert_two_rank_rows_match_one_process(tmp_path: Path, stderr: str, env: dict) -> None:
+    """The rows a 2-rank run of the smoke CIFAR10 entry wrote under tmp_path/res, and the ranks'
+    evaluation lines in ``stderr``, against one process on the same runs (tmp_path/one)."""
     df = pd.read_csv(tmp_path / "res" / "smoke" / "cifar10-table.csv")
     assert set(df["loss"]) == {"aninfonce", "infonce-learned"}
     assert (df["metric"] == "linear_top1").sum() == 2  # written once per run, by rank 0
