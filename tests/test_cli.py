@@ -67,8 +67,7 @@ KILL_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from aninfonce.registry import Experiment, register
     from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
-    from aninfonce import results
-from aninfonce.cli import main
+    from aninfonce.cli import main
     spec = SyntheticSpec(experiment="killtest", batch=64, steps=1500, eval_every=100, widths=(2, 2),
                          eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2)
     register(Experiment(id="killtest", title="t", paper_ref="test", source="recon", runs=lambda p, n: [spec],
