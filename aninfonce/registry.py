@@ -75,6 +75,8 @@ class Experiment:
     # moved this metric by at most settle_tol over its last fifth; None = no such test
     settle_metric: str | None = None
     settle_tol: float = 0.02
+    # spec fields the entry sweeps as its variable (e.g. fig4's batch): not a deviation from the authors' setting
+    swept: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -182,6 +182,7 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     if profile == "smoke":
         parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
                   "they are pinned by golden values for CI.", ""]
+    parts += [quick_setting_line(verdicts)] if profile == "quick" else []
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "
               "training (every judged run moved its evaluation loss by at most 0.02 over its last fifth; else NOT SETTLED), per seed (\"k of n\", turned into a "
@@ -267,6 +268,23 @@ def lost_directions(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def quick_setting_line(verdicts: list[Verdict]) -> str:
+    """What the quick synthetic runs are, from the calibration entry's verdicts:
+    a candidate is admitted when every one of its claims passes."""
+    by_candidate: dict[str, list[str]] = {}
+    for v in verdicts:
+        if v.experiment == "calibration":
+            by_candidate.setdefault(v.claim.split(".")[1], []).append(v.status)
+    admitted = [c for c, s in by_candidate.items() if s and all(x == "PASS" for x in s)]
+    if admitted:
+        return (f"**Quick setting:** the calibrated schedule `{admitted[0]}` (admitted by `calibration`); "
+                "the synthetic entries that use it say so below.\n")
+    return ("**Quick setting:** no time-compressed schedule was admitted by `calibration` "
+            f"({len(by_candidate)} candidates tried, see that entry), so every synthetic quick run uses the "
+            "authors' own model and optimiser, shortened to 10k of their ~100k steps: its verdicts say where "
+            "training stands at 10k steps (NOT SETTLED while the loss still moves), not where it converges.\n")
+
+
 def _deviations(exp: Experiment, profile: str) -> str:
     """The model / optimiser fields in which an entry's runs of ``profile``
     differ from the authors' (synthetic entries only; "" when none do)."""
@@ -277,7 +295,7 @@ def _deviations(exp: Experiment, profile: str) -> str:
     found: list[str] = []
     for spec in exp.runs(profile, 1):
         if isinstance(spec, SyntheticSpec):
-            found += [d for d in deviations_from_authors(spec) if d not in found]
+            found += [d for d in deviations_from_authors(spec) if d not in found and d.split()[0] not in exp.swept]
     return "; ".join(found)
 
 

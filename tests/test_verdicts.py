@@ -176,3 +176,17 @@ def test_verdicts_wait_for_settled_training():
     assert moving_runs(flat, "loss_eval", 0.02) == {}
     (v,) = evaluate_claims([exp], {"t": flat}, "quick")
     assert v.status == "PASS"
+
+
+def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
+    from aninfonce.report import quick_setting_line
+    from aninfonce.verdicts import Verdict
+
+    def v(claim, status):
+        return Verdict(experiment="calibration", claim=claim, text="", rule="pooled", status=status, measured="")
+
+    failing = [v("calibration.a.bimodal", "PASS"), v("calibration.a.linear", "FAIL"), v("calibration.b.linear", "NO DATA")]
+    assert "no time-compressed schedule was admitted" in quick_setting_line(failing)
+    assert "2 candidates tried" in quick_setting_line(failing)
+    admitted = failing + [v("calibration.c.bimodal", "PASS"), v("calibration.c.linear", "PASS")]
+    assert "the calibrated schedule `c`" in quick_setting_line(admitted)

@@ -198,5 +198,5 @@ register(Experiment(
           "and optimiser for 10k steps; at their Λ̂ lr (1e-3) Λ̂ climbs ~1e-3 a step, so it cannot reach κ ≥ 25 in "
           "10k steps: panel C shows how far it got, because an R² drop with a Λ̂ far below κ is an optimisation "
           "budget effect.",
-    settle_metric="loss_eval",
+    settle_metric="loss_eval", swept=("batch",),
 ))
