@@ -117,9 +117,9 @@ def cmd_list(exps, results_dir: Path) -> None:
         cost = [format_seconds(e.budget(p)) for p in PROFILES]
         print(f"{e.id:<{w_id}} {e.paper_ref:<{w_ref}} {e.source:<7} {cost[0]:>8} {cost[1]:>8} {cost[2]:>8} "
               f"{measured_quick(e, results_dir):>15}  {e.title}")
-    print("\nsmoke / quick / paper = estimated compute for one seed (quick: on 2 CPU cores; paper: on one GPU where "
-          "the entry says so);\nmeasured quick = summed wall time / number of the runs in results/quick "
-          "(single-thread runs, two at a time on 2 cores)")
+    print("\nsmoke / quick / paper = estimated compute for one seed, summed over its runs (quick: single-thread "
+          "CPU runs, two at a time on 2 cores, so about half of it in wall time; paper: on one GPU where the entry "
+          "says so);\nmeasured quick = summed wall time / number of the runs in results/quick")
 
 
 def speed_scope(exps, args) -> list:
