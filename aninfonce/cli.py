@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="evaluate every claim (and, for smoke, the golden values); non-zero exit on a failure")
     mode.add_argument("--update-golden", action="store_true",
                       help="store the current smoke results as the golden values --check compares against")
+    mode.add_argument("--adopt-from", type=Path, default=None, metavar="RESULTS_DIR",
+                      help="copy the finished runs of the selected experiments' grids from another results folder "
+                           "(e.g. a worktree running a long job) into --results-dir, file for file, then stop")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be at least 1")
@@ -149,6 +152,23 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
 EXIT_PASS, EXIT_FAIL, EXIT_UNSETTLED = 0, 1, 3
 
 
+def cmd_adopt(exps, args) -> None:
+    """--adopt-from: each selected experiment's finished runs that belong to its
+    current grid (any seed the other folder has), copied and recorded here."""
+    source = args.adopt_from / args.profile
+    if not source.is_dir():
+        raise BadInput(f"--adopt-from: no {args.profile} results in {args.adopt_from}")
+    for exp in speed_scope(exps, args):
+        src = results.csv_path(args.adopt_from, args.profile, exp.id)
+        df, _ = results.read_runs(src)
+        if df.empty:
+            continue
+        n = int(pd.to_numeric(df["seed"]).max()) + 1
+        grid = {s.key for s in exp.grid(args.profile, n, args.speed)}
+        added = results.adopt_runs(src, results.csv_path(args.results_dir, args.profile, exp.id), keys=grid)
+        print(f"{exp.id}: adopted {len(added)} finished run(s) from {src}" + (f" ({', '.join(added)})" if added else ""))
+
+
 def cmd_check(exps, args) -> int:
     exps = speed_scope(exps, args)
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
@@ -197,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.check:
             return cmd_check(exps, args)
+        if args.adopt_from is not None:
+            cmd_adopt(exps, args)
+            return 0
         if args.update_golden:
             if args.profile != "smoke" or args.speed != "exact":
                 raise BadInput("golden values are kept for the smoke profile with --speed exact only")

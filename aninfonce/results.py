@@ -290,6 +290,38 @@ def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
         export_csv(path)
 
 
+def adopt_runs(src: Path, dst: Path, keys: set[str] | None = None) -> list[str]:
+    """Copy the finished, intact runs of one experiment from another results
+    folder (e.g. a worktree's long job) into ``dst``, file for file, under
+    ``dst``'s lock, and record them; runs ``dst`` already holds are kept.
+    ``keys`` limits it to those runs (e.g. the current grid). Returns the keys added."""
+    src, dst = Path(src), Path(dst)
+    df, bad = read_runs(src)
+    wanted = [k for k in df["run_key"].astype(str).drop_duplicates() if k not in bad and (keys is None or k in keys)]
+    added = []
+    with FileLock(str(dst) + ".lock"):
+        if not run_dir(dst).is_dir() and dst.exists():
+            records = _split_legacy(dst)
+        else:
+            records = _read_records(dst) or {}
+        seq = max((r.get("seq", -1) for r in records.values()), default=-1) + 1
+        for key in wanted:
+            if key in records:
+                continue
+            if run_dir(src).is_dir():
+                rows = _load_text(run_file(src, key))
+            else:  # a long CSV from before the run files
+                text = _load_text(src)
+                rows = text[text["run_key"] == key]
+            write_atomic(rows, run_file(dst, key))
+            back = load(run_file(dst, key))
+            records[key] = {"rows": len(back), "sha256": run_digest(back), "seq": seq}
+            seq, added = seq + 1, added + [key]
+        _replace_atomic(records_path(dst), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
+        export_csv(dst)
+    return added
+
+
 def write_atomic(df: pd.DataFrame, path: Path) -> None:
     _replace_atomic(path, lambda fh: df.to_csv(fh, index=False))
 

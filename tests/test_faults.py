@@ -183,3 +183,27 @@ def test_kills_at_random_points_end_in_the_rows_of_an_undisturbed_run(tmp_path):
     pd.testing.assert_frame_equal(a[cols], b[cols])
     assert results.incomplete_runs(killed / "smoke" / "killtest.csv") == {}
     assert not list((killed / "smoke").rglob("*.tmp"))
+
+
+def test_runs_finished_elsewhere_are_adopted_file_for_file(finished, tmp_path):
+    """A long job run in another folder (a worktree) hands its finished runs
+    over without retraining; the receiver keeps what it has and records the rest."""
+    _, src, before = finished
+    dst = tmp_path / "main" / "smoke" / "fig2.csv"
+    keys = before["run_key"].drop_duplicates().tolist()
+    assert results.adopt_runs(src, dst, keys=set(keys[:3])) == keys[:3]
+    assert results.adopt_runs(src, dst) == keys[3:]  # the first three are kept, not copied again
+    for k in keys:
+        assert results.run_file(dst, k).read_bytes() == results.run_file(src, k).read_bytes()
+    assert results.incomplete_runs(dst) == {} and results.done_keys(dst) == set(keys)
+    _same_rows(dst, before)
+
+
+def test_adopt_from_another_results_folder_through_the_cli(finished, tmp_path, capsys):
+    dirs, src, before = finished
+    here = tmp_path / "main"
+    capsys.readouterr()
+    assert main(["fig2", "--profile", "smoke", "--results-dir", str(here), "--adopt-from", str(src.parent.parent)]) == 0
+    assert "fig2: adopted 8 finished run(s)" in capsys.readouterr().out
+    _same_rows(here / "smoke" / "fig2.csv", before)
+    assert main(["fig2", "--profile", "smoke", "--results-dir", str(here), "--adopt-from", str(tmp_path / "nowhere")]) == 2
