@@ -14,7 +14,7 @@ from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
-from .verdicts import Verdict, evaluate_claims, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
+from .verdicts import Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 # smoke numbers are deterministic on one machine; the tolerance absorbs
@@ -216,6 +216,11 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         lost = lost_directions(df)
         if lost:
             parts += ["### Lost directions", "", lost, ""]
+            moving = moving_runs(df, exp.settle_metric, exp.settle_tol) if exp.settle_metric else {}
+            if moving:
+                parts += [f"Training has not settled in {len(moving)} of {df['run_key'].nunique()} runs (their "
+                          f"{exp.settle_metric} still moved by more than {exp.settle_tol:g} over the last fifth): a dim "
+                          "below 0.9 there may still be on its way up, not lost.", ""]
         if exp.reference is not None:
             try:
                 parts += ["### Reference numbers beside ours", "", exp.reference(df), ""]
