@@ -190,15 +190,16 @@ def _split_legacy(path: Path) -> dict[str, dict]:
     records = {}
     for seq, (key, rows) in enumerate(df.groupby("run_key", sort=False)):
         write_atomic(rows, run_file(path, key))
-        rec = (old or {}).get(key) or {"rows": len(rows), "sha256": run_digest(load(run_file(path, key)))}
-        records[key] = {**rec, "seq": seq}
+        old_rec = (old or {}).get(key)
+        records[key] = {**old_rec, "seq": seq} if old_rec else _record(path, key, seq)
     return records
 
 
-def export_csv(path: Path) -> None:
+def export_csv(path: Path, bad: dict[str, str] | None = None) -> None:
     """Rebuild the long CSV from the run files (trusted runs only), in run
-    order, joining their text as it is."""
-    _, bad = read_runs(path)
+    order, joining their text as it is; ``bad`` is ``read_runs(path)[1]``
+    when the caller has it."""
+    bad = read_runs(path)[1] if bad is None else bad
     keys = [k for k in _in_order([f.stem for f in run_dir(path).glob("*.csv")], _read_records(path) or {})
             if k not in bad]
     frames = [_load_text(run_file(path, k)) for k in keys]
@@ -207,26 +208,26 @@ def export_csv(path: Path) -> None:
     write_atomic(df[front + [c for c in df.columns if c not in front]], path)
 
 
-def export_is_current(path: Path) -> bool:
-    """Whether the long CSV exists, reads, and holds exactly the trusted runs' rows."""
+def export_is_current(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:
+    """Whether the long CSV exists, reads, and holds exactly the trusted runs'
+    rows (``df, bad = read_runs(path)``)."""
     if not run_dir(path).is_dir():
         return True  # nothing to derive it from
     try:
         csv = load(path) if Path(path).exists() else None
     except CorruptResults:
         return False
-    df, bad = read_runs(path)
     trusted = df[~df["run_key"].astype(str).isin(bad)]
     return csv is not None and len(csv) == len(trusted) and set(csv["run_key"].astype(str)) == set(trusted["run_key"].astype(str))
 
 
-def refresh_export(path: Path) -> bool:
+def refresh_export(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:
     """Rebuild the long CSV if it is missing, damaged or out of step with the
-    run files. Returns whether it was rebuilt."""
-    if export_is_current(path):
+    run files (``df, bad = read_runs(path)``). Returns whether it was rebuilt."""
+    if export_is_current(path, df, bad):
         return False
     with FileLock(str(path) + ".lock"):
-        export_csv(path)
+        export_csv(path, bad)
     return True
 
 
@@ -256,6 +257,24 @@ def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
                                 f"free space and rerun the same command") from None
 
 
+def _records_to_extend(path: Path) -> dict[str, dict]:
+    """The records a writer extends (under the lock): a long CSV from before
+    the run files is split into them first."""
+    if not run_dir(path).is_dir() and path.exists():
+        return _split_legacy(path)
+    return _read_records(path) or {}
+
+
+def _record(path: Path, key: str, seq: int) -> dict:
+    """The completion record of run file ``key``, hashed as read back: what a later load sees."""
+    rows = load(run_file(path, key))
+    return {"rows": len(rows), "sha256": run_digest(rows), "seq": seq}
+
+
+def _next_seq(records: dict[str, dict]) -> int:
+    return max((r.get("seq", -1) for r in records.values()), default=-1) + 1
+
+
 def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write one finished run's rows (replacing any earlier rows of it) to its
     run file, record its completion, and rebuild the long CSV; atomically and
@@ -269,21 +288,14 @@ def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
     front = [c for c in CORE_COLUMNS if c in new.columns]
     new = new[front + [c for c in new.columns if c not in front]]
     with FileLock(str(path) + ".lock"):
-        if not run_dir(path).is_dir() and path.exists():
-            records = _split_legacy(path)
-        else:
-            records = _read_records(path) or {}
-        run_dir(path).mkdir(parents=True, exist_ok=True)
+        records = _records_to_extend(path)
         write_atomic(new, run_file(path, key))
-        seq = records.get(key, {}).get("seq", max((r.get("seq", -1) for r in records.values()), default=-1) + 1)
-        # hashed as read back: what a later load sees
-        records[key] = {"rows": len(new), "sha256": run_digest(load(run_file(path, key))), "seq": seq}
+        records[key] = _record(path, key, records.get(key, {}).get("seq", _next_seq(records)))
         on_disk = {f.stem for f in run_dir(path).glob("*.csv")}
         records = {k: v for k, v in records.items() if k in on_disk}
         for k in sorted(on_disk - set(records)):  # trusted unrecorded files (see _why_untrusted) get their record
             try:
-                records[k] = {"rows": len(rows := load(run_file(path, k))), "sha256": run_digest(rows),
-                              "seq": max(r.get("seq", -1) for r in records.values()) + 1}
+                records[k] = _record(path, k, _next_seq(records))
             except CorruptResults:
                 pass  # stays unrecorded and unreadable: named as incomplete, re-run
         _replace_atomic(records_path(path), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
@@ -300,11 +312,7 @@ def adopt_runs(src: Path, dst: Path, keys: set[str] | None = None) -> list[str]:
     wanted = [k for k in df["run_key"].astype(str).drop_duplicates() if k not in bad and (keys is None or k in keys)]
     added = []
     with FileLock(str(dst) + ".lock"):
-        if not run_dir(dst).is_dir() and dst.exists():
-            records = _split_legacy(dst)
-        else:
-            records = _read_records(dst) or {}
-        seq = max((r.get("seq", -1) for r in records.values()), default=-1) + 1
+        records = _records_to_extend(dst)
         for key in wanted:
             if key in records:
                 continue
@@ -314,9 +322,8 @@ def adopt_runs(src: Path, dst: Path, keys: set[str] | None = None) -> list[str]:
                 text = _load_text(src)
                 rows = text[text["run_key"] == key]
             write_atomic(rows, run_file(dst, key))
-            back = load(run_file(dst, key))
-            records[key] = {"rows": len(back), "sha256": run_digest(back), "seq": seq}
-            seq, added = seq + 1, added + [key]
+            records[key] = _record(dst, key, _next_seq(records))
+            added.append(key)
         _replace_atomic(records_path(dst), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
         export_csv(dst)
     return added

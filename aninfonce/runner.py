@@ -156,9 +156,10 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     out = []
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
-        done, incomplete = results.run_status(csv)
-        if results.refresh_export(csv):
+        df, incomplete = results.read_runs(csv)  # one read serves the plan and the long CSV's check
+        if results.refresh_export(csv, df, incomplete):
             print(f"note: rebuilt {csv} from its run files (it was missing, damaged or out of step)")
+        done = set(df["run_key"].astype(str)) - set(incomplete)
         for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
         for spec in exp.grid(profile, n_seeds, speed):
