@@ -36,3 +36,18 @@ def mnist_root() -> Path:
             pytest.fail(why)
         pytest.skip(why)
     return root
+
+
+def run_two_gloo_ranks(worker, tmp_path: Path) -> dict:
+    """Spawn ``worker(rank, world_size, port, out)`` on 2 processes over a free
+    local port and return what rank 0 saved to ``out`` with torch.save."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(worker, args=(2, port, out), nprocs=2, join=True)
+    return torch.load(out)

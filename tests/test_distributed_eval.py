@@ -7,10 +7,10 @@ process) is ``test_torchrun_two_cpu_processes`` in test_tables.py."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
+from conftest import run_two_gloo_ranks
 from torch import nn
 
 from aninfonce.trainers.simclr.distributed import (
@@ -85,14 +85,7 @@ def test_gather_and_global_batchnorm_on_two_gloo_ranks(tmp_path):
     """2 gloo processes: the gathered rows are one process's rows in order, and
     a training step through BatchNorm over the gathered batch gives the loss,
     parameters and running statistics of one process on the whole batch."""
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = str(tmp_path / "rank0.pt")
-    mp.spawn(_worker, args=(2, port, out), nprocs=2, join=True)
-    got = torch.load(out)
+    got = run_two_gloo_ranks(_worker, tmp_path)
     for n, (rows, idx) in got["gathered"].items():
         assert torch.equal(rows, torch.arange(n * 3, dtype=torch.float64).view(n, 3))
         assert idx.tolist() == list(range(n))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_two_gloo_ranks
 from torch import nn
 
 from aninfonce import cli
@@ -215,16 +216,7 @@ def _tiny_batch():
 def test_gather_with_grad_gives_the_global_batch_gradient(tmp_path):
     """2 gloo processes, 4 pairs each, negatives gathered across ranks: the
     loss and every gradient (network and Lambda^) equal one process on all 8."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = str(tmp_path / "rank0.pt")
-    mp.spawn(_gloo_worker, args=(2, port, out), nprocs=2, join=True)
-    ddp = torch.load(out)
+    ddp = run_two_gloo_ranks(_gloo_worker, tmp_path)
     torch.manual_seed(0)
     model = _TinySSL()
     xa, xb = _tiny_batch()
