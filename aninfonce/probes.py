@@ -17,13 +17,16 @@ def param_fingerprint(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def embed(model: nn.Module, loader, device: torch.device):
+def embed(model: nn.Module, loader, device: torch.device,
+          prepare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
     """Backbone features, unit-norm projections and the batch's second item (labels or parameters),
-    for a model with ``features`` and ``projector`` (trainers.simclr.model.SimCLRNet)."""
+    for a model with ``features`` and ``projector`` (trainers.simclr.model.SimCLRNet).
+    ``prepare(x, other)``, if given, turns the batch (on the device) into the model's input."""
     model.eval()
     hs, zs, others = [], [], []
     for x, other in loader:
-        h = model.features(x.to(device))
+        x = x.to(device)
+        h = model.features(prepare(x, other) if prepare is not None else x)
         hs.append(h.float().cpu())
         zs.append(F.normalize(model.projector(h).float(), dim=1).cpu())
         others.append(other)

@@ -2,9 +2,13 @@
 
 Measures separately (a) the training step (model + (An)InfoNCE + SGD/Adam,
 bf16 autocast on CUDA, channels-last) on random uint8 batches already on the
-device, and (b) the augmentation pipeline (DataLoader workers producing two
-recorded views per image) on random images of the dataset's stored size; an
-epoch takes about max(a, b). Prints a table and writes JSON, from which
+device - with the spec's ``augment_on="device"`` (the paper profiles) the
+step includes the batched photometric half of the augmentations
+(data.device_augment) - and (b) the loader (DataLoader workers producing two
+recorded views, or with ``augment_on="device"`` two recorded crops, per
+image) on random images of the dataset's stored size; an epoch takes about
+max(a, b), and ``kept_up`` = min(1, b / a) is the fraction of the step's
+appetite the loader feeds. Prints a table and writes JSON, from which
 ``Experiment.seconds_per_run['paper']`` in aninfonce/experiments/tables.py
 can be updated.
 
@@ -24,11 +28,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aninfonce.data import images as D  # noqa: E402
+from aninfonce.data.augment import draw_params  # noqa: E402
+from aninfonce.data.device_augment import photometric  # noqa: E402
 from aninfonce.data import views as V  # noqa: E402
 from aninfonce.experiments.tables import PROFILE_SETTINGS, SECONDS_PER_RUN  # noqa: E402
 from aninfonce.trainers.simclr import ImageSSLSpec  # noqa: E402
@@ -59,12 +66,16 @@ def time_steps(spec: ImageSSLSpec, device: torch.device, steps: int, warmup: int
     sgd = torch.optim.SGD(params, lr=spec.lr * spec.batch / 256, momentum=spec.momentum, weight_decay=spec.weight_decay)
     adam = torch.optim.Adam(model.metric.parameters(), lr=spec.lr_metric)
     x = torch.randint(0, 256, (2 * spec.batch, channels, cfg.size, cfg.size), dtype=torch.uint8, device=device)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
+    rng = np.random.default_rng(0)
+    params = torch.from_numpy(np.stack([draw_params(cfg, cfg.size, cfg.size, rng) for _ in range(2 * spec.batch)]))
+    params = params.to(device)
 
     def step():
+        v = photometric(x, params, cfg) if spec.augment_on == "device" else x
+        if device.type == "cuda":
+            v = v.contiguous(memory_format=torch.channels_last)
         with autocast(spec, device):
-            _, z = model(x)
+            _, z = model(v)
         loss = image_ssl_loss(model, z[: spec.batch], z[spec.batch:])
         sgd.zero_grad(set_to_none=True)
         adam.zero_grad(set_to_none=True)
@@ -91,7 +102,7 @@ def time_augmentation(spec: ImageSSLSpec, workers: int, batches: int) -> float:
     n = spec.batch * (batches + 1)
     src = D.TensorSource(spec.dataset, torch.randint(0, 256, (min(n, 4096), channels, stored, stored), dtype=torch.uint8),
                          torch.zeros(min(n, 4096), dtype=torch.long))
-    ds = V.TwoViewDataset(src, spec.augment_config(), seed=0)
+    ds = V.TwoViewDataset(src, spec.augment_config(), seed=0, crop_only=spec.augment_on == "device")
     sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=n)
     loader = torch.utils.data.DataLoader(ds, batch_size=spec.batch, sampler=sampler, num_workers=workers)
     it = iter(loader)
@@ -129,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             "tiny": args.tiny, "batch": spec.batch, "image_size": spec.augment_config().size, "arch": spec.arch,
             "amp_bf16": spec.amp and device.type == "cuda", "loader_workers": args.workers,
             "step_pairs_per_s": round(step_rate, 1), "augment_pairs_per_s": round(aug_rate, 1),
+            "augment_on": spec.augment_on, "kept_up": round(min(1.0, aug_rate / step_rate), 3),
             "epoch_s": round(epoch_s, 1), "epochs": spec.epochs, "run_gpu_hours": round(epoch_s * spec.epochs / 3600, 2),
             "registry_estimate_hours": round(SECONDS_PER_RUN[entry]["paper"] / 3600, 2),
             "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "experiment"},
         }
         out.append(row)
         print(f"{entry:<16} {row['device']:<24} step {step_rate:9.1f} pairs/s   augment ({args.workers} workers) "
-              f"{aug_rate:9.1f} pairs/s   epoch {epoch_s:8.1f} s   run ({spec.epochs} epochs) "
+              f"{aug_rate:9.1f} pairs/s   kept up {row['kept_up']:.0%}   epoch {epoch_s:8.1f} s   run ({spec.epochs} epochs) "
               f"{row['run_gpu_hours']:.2f} h   (registry estimate {row['registry_estimate_hours']:.2f} h)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

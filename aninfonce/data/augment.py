@@ -130,11 +130,24 @@ def draw_params(cfg: AugmentConfig, src_h: int, src_w: int, rng: np.random.Gener
     return p
 
 
+def blur_kernel_size(size: int) -> int:
+    """[recon] SimCLR: a Gaussian kernel 10 % of the view's side, odd, at least 3."""
+    return max(3, int(0.1 * size) // 2 * 2 + 1)
+
+
+def crop_view(img: torch.Tensor, p: np.ndarray, size: int) -> torch.Tensor:
+    """The geometric half of a view: the recorded crop of a uint8 image (C, H, W),
+    resized to ``size`` x ``size`` (antialiased), still uint8."""
+    top, left, h, w = (int(p[P[k]]) for k in ("crop_top", "crop_left", "crop_h", "crop_w"))
+    return TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+
+
 def apply_params(img: torch.Tensor, p: np.ndarray, size: int) -> torch.Tensor:
     """Apply recorded parameters to a uint8 image (C, H, W): the view is a pure
-    function of the image and its parameter vector."""
-    top, left, h, w = (int(p[P[k]]) for k in ("crop_top", "crop_left", "crop_h", "crop_w"))
-    img = TF.resized_crop(img, top, left, h, w, [size, size], antialias=True)
+    function of the image and its parameter vector. Per image, uint8 after
+    every op (the loader path); :mod:`.device_augment` does the same ops after
+    the crop for a whole batch in float."""
+    img = crop_view(img, p, size)
     if p[P["flip"]]:
         img = TF.horizontal_flip(img)
     if p[P["jitter"]]:
@@ -144,7 +157,7 @@ def apply_params(img: torch.Tensor, p: np.ndarray, size: int) -> torch.Tensor:
     if p[P["grayscale"]] and img.shape[0] == 3:
         img = TF.rgb_to_grayscale(img, num_output_channels=3)
     if p[P["blur"]]:
-        k = max(3, int(0.1 * size) // 2 * 2 + 1)  # [recon] SimCLR: kernel 10 % of the image side, odd
+        k = blur_kernel_size(size)
         img = TF.gaussian_blur(img, kernel_size=[k, k], sigma=[float(p[P["blur_sigma"]])] * 2)
     return img
 
@@ -156,14 +169,16 @@ _JITTER_FNS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
 
 
 class RecordingAugment:
-    """A SimCLR view and the parameters drawn for it."""
+    """A SimCLR view and the parameters drawn for it; with ``crop_only`` only
+    the view's crop (uint8), its photometric half left to
+    :func:`.device_augment.photometric` (the same parameters are drawn)."""
 
-    def __init__(self, cfg: AugmentConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AugmentConfig, crop_only: bool = False):
+        self.cfg, self.crop_only = cfg, crop_only
 
     def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
         p = draw_params(self.cfg, img.shape[-2], img.shape[-1], rng)
-        return apply_params(img, p, self.cfg.size), p
+        return (crop_view if self.crop_only else apply_params)(img, p, self.cfg.size), p
 
 
 def recovery_targets(params: np.ndarray, cfg: AugmentConfig) -> dict[str, np.ndarray]:

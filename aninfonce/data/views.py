@@ -15,10 +15,12 @@ from .images import ImageSource
 
 class TwoViewDataset(torch.utils.data.Dataset):
     """Two independently augmented views of each image, their parameters and
-    the label. Set ``epoch`` before iterating (non-persistent workers copy it)."""
+    the label. Set ``epoch`` before iterating (non-persistent workers copy it).
+    With ``crop_only`` the views are their uint8 crops, to be finished on the
+    device by :func:`.device_augment.photometric` (same parameters)."""
 
-    def __init__(self, source: ImageSource, cfg: AugmentConfig, seed: int):
-        self.source, self.augment, self.seed, self.epoch = source, RecordingAugment(cfg), seed, 0
+    def __init__(self, source: ImageSource, cfg: AugmentConfig, seed: int, crop_only: bool = False):
+        self.source, self.augment, self.seed, self.epoch = source, RecordingAugment(cfg, crop_only), seed, 0
 
     def __len__(self) -> int:
         return len(self.source)
@@ -45,10 +47,11 @@ class EvalDataset(torch.utils.data.Dataset):
 
 
 class OneViewDataset(torch.utils.data.Dataset):
-    """One augmented view per image with its parameters (recovery evaluation)."""
+    """One augmented view per image with its parameters (recovery evaluation);
+    ``crop_only`` as in :class:`TwoViewDataset`."""
 
-    def __init__(self, source: ImageSource, cfg: AugmentConfig, seed: int, n: int):
-        self.source, self.augment, self.seed, self.n = source, RecordingAugment(cfg), seed, n
+    def __init__(self, source: ImageSource, cfg: AugmentConfig, seed: int, n: int, crop_only: bool = False):
+        self.source, self.augment, self.seed, self.n = source, RecordingAugment(cfg, crop_only), seed, n
 
     def __len__(self) -> int:
         return self.n

@@ -59,7 +59,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # momentum 0.9, lr 0.03 x batch / 256, cosine, weight decay 5e-4; solo-learn's 1000 epochs
         "paper": dict(dataset="cifar10", arch="resnet18-cifar", augment="cifar10", epochs=1000, batch=512, lr=0.03,
                       weight_decay=5e-4, warmup_epochs=10.0, proj_hidden=2048, proj_dim=128, knn_k=20,
-                      recovery_views=10_000, probe_iters=200),
+                      recovery_views=10_000, probe_iters=200, augment_on="device"),
         # [recon] what 2 CPU cores can do where CIFAR10 can be downloaded: a small CNN on 10k images
         "quick": dict(dataset="cifar10", arch="smallcnn", width=16, augment="cifar10", epochs=4, batch=256, lr=0.3,
                       weight_decay=5e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64, train_limit=10_000,
@@ -71,9 +71,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # [recon] ResNet-50, SGD recipe of MoCo v2 / SimSiam for ImageNet (lr 0.03 x batch / 256 would be
         # MoCo's; SimSiam uses 0.05) with weight decay 1e-4, 100 epochs, batch 1024, SimCLR augmentations
         # with blur. The probe uses 100 images per class (128k) to keep the offline L-BFGS fit in memory.
+        # Both GPU recipes run the views' photometric half batched on the GPU (augment_on="device"): per image
+        # in the loader workers an ImageNet view costs ~12 ms of a CPU core (benchmarks/README.md), ~5x
+        # more than 8 workers can feed a GPU; the smaller profiles keep the per-image path.
         "paper": dict(dataset="imagenet", arch="resnet50", augment="imagenet", epochs=100, batch=1024, lr=0.05,
                       weight_decay=1e-4, warmup_epochs=10.0, proj_hidden=2048, proj_dim=128, knn_k=20,
-                      probe_train=128_000, probe_test=0, recovery_views=20_000, probe_iters=200),
+                      probe_train=128_000, probe_test=0, recovery_views=20_000, probe_iters=200, augment_on="device"),
         "quick": dict(dataset="imagenet", arch="smallcnn", width=16, augment="imagenet", image_size=64, epochs=2,
                       batch=256, lr=0.3, weight_decay=1e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64,
                       train_limit=20_000, probe_train=20_000, probe_test=5000, recovery_views=5000, log_every=20),

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ...data.augment import recovery_targets
+from ...data.device_augment import photometric
 from ...data.images import ImageSource
 from ...data.views import EvalDataset, OneViewDataset
 from ...probes import embed, knn_top1, offline_linear_probe, recovery_scores
@@ -50,16 +51,18 @@ def protocols(spec: ImageSSLSpec) -> dict[str, str]:
     }
 
 
-def embedded(model: SimCLRNet, ds, name: str, batch: int, workers: int, device: torch.device):
+def embedded(model: SimCLRNet, ds, name: str, batch: int, workers: int, device: torch.device, prepare=None):
     """(backbone features, unit-norm projections, the items' second field) of
-    every item of ``ds`` in order. One process embeds it all; under
-    torch.distributed each rank embeds its :func:`~.distributed.shard`, says
-    how many items it embedded (stderr), and the rows of all ranks are gathered."""
+    every item of ``ds`` in order (``prepare`` as in :func:`~aninfonce.probes.embed`).
+    One process embeds it all; under torch.distributed each rank embeds its
+    :func:`~.distributed.shard`, says how many items it embedded (stderr), and
+    the rows of all ranks are gathered."""
     rank, size = world()
     if size == 1:
-        return embed(model, make_loader(ds, batch, workers, device=device), device)
+        return embed(model, make_loader(ds, batch, workers, device=device), device, prepare)
     indices, real = shard(len(ds), rank, size)
-    parts = embed(model, make_loader(torch.utils.data.Subset(ds, indices), batch, workers, device=device), device)
+    parts = embed(model, make_loader(torch.utils.data.Subset(ds, indices), batch, workers, device=device), device,
+                  prepare)
     # one write per line, so that the ranks' lines do not interleave on a shared stderr
     sys.stderr.write(f"evaluation rank {rank}/{size}: embedded {real} of {len(ds)} {name}\n")
     sys.stderr.flush()
@@ -91,8 +94,11 @@ def evaluate(spec: ImageSSLSpec, model: SimCLRNet, train_src: ImageSource, test_
     knn = knn_top1(h_bank, bank_y, h_query, query_y, spec.knn_k, n_classes)
     rows.append({"metric": "knn_top1", "value": knn, "protocol": proto["knn"]})
 
-    views = OneViewDataset(test_src, cfg, seed=spec.seed + 4, n=spec.recovery_views)
-    h_v, z_v, params = embedded(model, views, "recovery views", eval_batch, workers, device)
+    # the recovery views are made as the training views were (spec.augment_on)
+    on_device = spec.augment_on == "device"
+    views = OneViewDataset(test_src, cfg, seed=spec.seed + 4, n=spec.recovery_views, crop_only=on_device)
+    finish = (lambda crops, params: photometric(crops, params, cfg)) if on_device else None
+    h_v, z_v, params = embedded(model, views, "recovery views", eval_batch, workers, device, finish)
     targets = recovery_targets(params.numpy(), cfg)
     kinds = cfg.targets()
     for space, feats in (("backbone", h_v), ("projector", z_v)):

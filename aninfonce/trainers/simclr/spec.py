@@ -33,6 +33,10 @@ class ImageSSLSpec(RunSpec):
     width: int = 64  # smallcnn only
     augment: str = "cifar10"  # a preset of data.augment.AUGMENTS
     image_size: int = 0  # 0 = the preset's size
+    # where a view's photometric half (flip, jitter, grayscale, blur) runs: "loader" = per image in the
+    # loader workers, uint8 after every op; "device" = batched on the run's device, in float (data.device_augment).
+    # Same recorded parameters; the views differ by uint8 rounding only (<= 6/255, mean 1.3/255 measured)
+    augment_on: str = "loader"
     train_limit: int = 0  # first n training images (0 = all)
     steps_per_epoch_limit: int = 0  # 0 = a full pass
     probe_train: int = 0  # images of the train split for the probe and KNN bank (0 = all)
@@ -50,6 +54,8 @@ class ImageSSLSpec(RunSpec):
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.augment_on not in ("loader", "device"):
+            raise ValueError(f"unknown augment_on {self.augment_on!r}; choose 'loader' or 'device'")
         if self.augment not in augmentations.AUGMENTS:
             raise ValueError(f"unknown augmentation preset {self.augment!r}; "
                              f"choose one of {sorted(augmentations.AUGMENTS)}")

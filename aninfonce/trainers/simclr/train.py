@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ...data.device_augment import photometric
 from ...data.views import TwoViewDataset
 from ...errors import BadInput
 from ..loop import resume_or_start, snapshot, train_loop
@@ -56,7 +57,8 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net) if device.type == "cuda" else convert_gathered_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         model = net.module
-    ds = TwoViewDataset(train_src, cfg, spec.seed + 2)
+    on_device = spec.augment_on == "device"
+    ds = TwoViewDataset(train_src, cfg, spec.seed + 2, crop_only=on_device)
     sampler = torch.utils.data.distributed.DistributedSampler(ds, num_replicas=size, rank=rank, shuffle=True,
                                                               seed=spec.seed + 2, drop_last=True)
     local_batch = spec.batch // size
@@ -87,8 +89,10 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
         batches = iter(make_loader(ds, local_batch, workers, sampler, True, device))
 
     def step() -> torch.Tensor:
-        v1, v2, _, _, _ = next(batches)
+        v1, v2, p1, p2, _ = next(batches)
         x = torch.cat([v1, v2]).to(device, non_blocking=True)
+        if on_device:  # the views arrive as crops: flip, jitter, grayscale, blur as a batch
+            x = photometric(x, torch.cat([p1, p2]), cfg)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(spec, device):
