@@ -75,6 +75,9 @@ class Experiment:
     # moved this metric by at most settle_tol over its last fifth; None = no such test
     settle_metric: str | None = None
     settle_tol: float = 0.02
+    # and, where set, every judged run's sorted learned Lambda^ moved by at most this fraction of its final
+    # value (largest over the ranks) over its last fifth (verdicts.moving_lambda); None = no such test
+    settle_lambda_rel: float | None = None
     # spec fields the entry sweeps as its variable (e.g. fig4's batch): not a deviation from the authors' setting
     swept: tuple[str, ...] = ()
 

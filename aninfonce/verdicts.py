@@ -20,7 +20,10 @@ evaluates it the way a reader needs:
   evaluation loss of the synthetic entries), every judged run must have
   moved it by at most ``settle_tol`` over its last fifth of steps; otherwise
   each of its verdicts is NOT SETTLED -- a verdict that has not flipped yet
-  says nothing while training is still under way.
+  says nothing while training is still under way. An entry whose claims read
+  the learned Lambda^ (Figure 3) also names ``settle_lambda_rel``: every
+  run's sorted Lambda^ must have moved by at most that fraction over its
+  last fifth.
 
 Nothing here trains or reads torch: it reads results tables only.
 """
@@ -168,6 +171,44 @@ def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
     return out
 
 
+def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
+    """Run key -> the largest relative change of the run's sorted learned
+    Lambda^ (``lambda_hat/i`` rows; change / final value, over the ranks)
+    over its last fifth of logged steps, for runs where that exceeds ``rel``."""
+    out = {}
+    lam = df[df["metric"].astype(str).str.startswith("lambda_hat/")]
+    for key, run in lam.groupby(lam["run_key"].astype(str)):
+        table = run.pivot_table(index=pd.to_numeric(run["step"]), columns="metric", values="value").sort_index()
+        before = table[table.index <= SETTLED_FRACTION * table.index[-1]]
+        if not len(before):
+            continue
+        end, start = np.sort(table.iloc[-1].to_numpy()), np.sort(before.iloc[-1].to_numpy())
+        change = float(np.max(np.abs(end - start) / np.abs(end)))
+        if change > rel:
+            out[key] = change
+    return out
+
+
+def _unsettled(exp: Experiment, df: pd.DataFrame) -> str:
+    """Why the entry's judged runs are not settled ('' when they are)."""
+    if df.empty:
+        return ""
+    n_runs = df["run_key"].nunique()
+    why = []
+    if exp.settle_metric:
+        moving = moving_runs(df, exp.settle_metric, exp.settle_tol)
+        if moving:
+            worst = max(moving.values(), key=abs)
+            why.append(f"{exp.settle_metric} still moved by more than {exp.settle_tol:g} over the last fifth in "
+                       f"{len(moving)} of {n_runs} runs, by up to {worst:+.3f}")
+    if exp.settle_lambda_rel is not None:
+        moving = moving_lambda(df, exp.settle_lambda_rel)
+        if moving:
+            why.append(f"the sorted learned Λ̂ still moved by more than {exp.settle_lambda_rel:.0%} over the last "
+                       f"fifth in {len(moving)} of {n_runs} runs, by up to {max(moving.values()):.0%}")
+    return "; ".join(why)
+
+
 def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
                     speed: str = "exact") -> list[Verdict]:
     out = []
@@ -177,8 +218,7 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
-        moving = moving_runs(df, exp.settle_metric, exp.settle_tol) if exp.settle_metric and not df.empty else {}
-        n_runs = df["run_key"].nunique() if moving else 0
+        unsettled = _unsettled(exp, df)
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -187,11 +227,9 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                                    status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
             v = evaluate_claim(exp.id, claim, df)
-            if moving and v.status in ("PASS", "FAIL"):
-                worst = max(moving.values(), key=abs)
-                v = dataclasses.replace(v, status="NOT SETTLED", measured=(
-                    f"{v.measured} [training not settled: {exp.settle_metric} still moved by more than "
-                    f"{exp.settle_tol:g} over the last fifth in {len(moving)} of {n_runs} runs, by up to {worst:+.3f}]"))
+            if unsettled and v.status in ("PASS", "FAIL"):
+                v = dataclasses.replace(v, status="NOT SETTLED",
+                                        measured=f"{v.measured} [training not settled: {unsettled}]")
             if note:
                 v = dataclasses.replace(v, measured=f"{v.measured} [left out until complete: {note}]")
             out.append(v)

@@ -178,6 +178,35 @@ def test_verdicts_wait_for_settled_training():
     assert v.status == "PASS"
 
 
+def test_verdicts_wait_for_the_learned_lambda_to_settle():
+    """An entry with settle_lambda_rel (Figure 3): a run whose sorted Lambda^ still moved
+    by more than that fraction over its last fifth makes its verdicts NOT SETTLED, even
+    with a flat loss; a permutation of the ranks is not a move (the ranks are sorted)."""
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import evaluate_claims, moving_lambda
+
+    spec = RunSpec(experiment="t", seed=0)
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec], execute=None,
+                     plot=lambda *a: [], claims=(_claim("all"),), settle_metric="loss_eval", settle_lambda_rel=0.1)
+
+    def table(lams):  # lams[i] = the Lambda^ vector logged at step 1000 i; loss flat, x passing throughout
+        rows = [{"run_key": spec.key, "seed": 0, "step": 1000 * i, "metric": m, "value": v, "protocol": None}
+                for i in range(len(lams)) for m, v in (("x", 1.0), ("loss_eval", 3.0))]
+        rows += [{"run_key": spec.key, "seed": 0, "step": 1000 * i, "metric": f"lambda_hat/{d}", "value": v,
+                  "protocol": None} for i, lam in enumerate(lams) for d, v in enumerate(lam)]
+        return pd.DataFrame(rows)
+
+    growing = table([[1, 1], [5, 2], [10, 3], [15, 4], [20, 5], [25, 5]])  # top rank 20 -> 25 in the last fifth
+    assert moving_lambda(growing, 0.1) == {spec.key: pytest.approx(0.2)}
+    (v,) = evaluate_claims([exp], {"t": growing}, "quick")
+    assert v.status == "NOT SETTLED" and "learned Λ̂ still moved" in v.measured and "20%" in v.measured
+    settled = table([[1, 1], [5, 2], [10, 3], [20, 5], [5.1, 20.5], [21, 5]])  # 20.5 -> 21 (2 %), ranks swapped
+    assert moving_lambda(settled, 0.1) == {}
+    (v,) = evaluate_claims([exp], {"t": settled}, "quick")
+    assert v.status == "PASS"
+
+
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
     from aninfonce.report import quick_setting_line
     from aninfonce.verdicts import Verdict
