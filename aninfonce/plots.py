@@ -54,12 +54,24 @@ def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
     return save(fig, out_dir, name)
 
 
-def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
+UNSETTLED_RING = dict(s=110, marker="o", facecolors="none", edgecolors="0.3", linewidths=0.9, zorder=4)
+
+
+def unsettled_handle() -> plt.Line2D:
+    """Legend entry for :func:`r2_groups_against`'s rings."""
+    return plt.Line2D([], [], ls="", marker="o", ms=9, mfc="none", mec="0.3", label="ring: training not settled")
+
+
+def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: frozenset[str] = frozenset()) -> bool:
     """Final-step content (solid, circles) and style (dashed, squares) R^2
     against column ``x``: the mean over seeds as a line, and every seed as
     its own small open marker (so a split between seeds stays visible), one
-    colour per loss."""
+    colour per loss. A grey ring marks a point with a run in ``unsettled``
+    (run keys whose training had not settled: verdicts.unsettled_runs), so an
+    end-of-training value that is still on its way is not read as the loss's
+    verdict. Returns whether it drew a ring."""
     last = final_step(df)
+    ringed = False
     for loss in losses:
         for group in GROUP_STYLES:
             rows = metric(last[last["loss"] == loss], group)
@@ -69,7 +81,12 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2") -> None:
             if rows["seed"].nunique() > 1:
                 ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none",
                            edgecolors=LOSS_COLORS[loss], linewidths=0.7, alpha=0.8, zorder=3)
+            moving = rows.groupby(x)["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
+            if moving.any():
+                ax.scatter(mean.index[moving.to_numpy()], mean.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
+                ringed = True
     ax.set_xscale("log")
+    return ringed
 
 
 def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:

@@ -162,7 +162,7 @@ def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
     logged steps, for runs where that exceeds ``tol``."""
     out = {}
     rows = df[(df["metric"] == metric) & df["protocol"].isna()] if "protocol" in df else df[df["metric"] == metric]
-    for key, run in rows.groupby(df["run_key"].astype(str)):
+    for key, run in rows.groupby(rows["run_key"].astype(str)):
         series = run.groupby(pd.to_numeric(run["step"]))["value"].mean().sort_index()
         last = series.index[-1]
         before = series[series.index <= SETTLED_FRACTION * last]
@@ -187,6 +187,17 @@ def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
         if change > rel:
             out[key] = change
     return out
+
+
+def unsettled_runs(exp: Experiment, df: pd.DataFrame) -> frozenset[str]:
+    """Keys of the runs whose training has not settled by the entry's rules
+    (``settle_metric`` / ``settle_lambda_rel``); empty when it names none."""
+    if df.empty:
+        return frozenset()
+    keys = set(moving_runs(df, exp.settle_metric, exp.settle_tol)) if exp.settle_metric else set()
+    if exp.settle_lambda_rel is not None:
+        keys |= set(moving_lambda(df, exp.settle_lambda_rel))
+    return frozenset(keys)
 
 
 def _unsettled(exp: Experiment, df: pd.DataFrame) -> str:

@@ -219,3 +219,31 @@ def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
     assert "2 candidates tried" in quick_setting_line(failing)
     admitted = failing + [v("calibration.c.bimodal", "PASS"), v("calibration.c.linear", "PASS")]
     assert "the calibrated schedule `c`" in quick_setting_line(admitted)
+
+
+def test_panel_a_rings_the_points_of_unsettled_runs():
+    """A run whose loss still moves is ringed in the R^2-vs-Lambda_2 panels (fig2, fig3), one
+    that has settled is not."""
+    import matplotlib.pyplot as plt
+
+    from aninfonce.plots import r2_groups_against
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import unsettled_runs
+
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [RunSpec(experiment="t")],
+                     execute=None, plot=lambda *a: [], claims=(), settle_metric="loss_eval")
+    rows = []
+    for key, lam2, losses in (("moving", 100.0, [5.0, 4.0, 3.0, 2.0, 1.5, 1.0]), ("flat", 5.0, [5.0] * 6)):
+        for i, v in enumerate(losses):
+            rows += [{"run_key": key, "seed": 0, "loss": "aninfonce", "lam2": lam2, "step": 1000 * i, "metric": m,
+                      "value": val, "protocol": None} for m, val in (("loss_eval", v), ("r2_content", 0.9), ("r2_style", 0.5))]
+    df = pd.DataFrame(rows)
+    assert unsettled_runs(exp, df) == {"moving"}
+    fig, ax = plt.subplots()
+    assert r2_groups_against(ax, df, ["aninfonce"], unsettled=unsettled_runs(exp, df))
+    ringed = [c for c in ax.collections if c.get_sizes()[0] == 110]
+    assert len(ringed) == 2 and all(c.get_offsets()[:, 0].tolist() == [100.0] for c in ringed)  # content and style
+    fig2, ax2 = plt.subplots()
+    assert not r2_groups_against(ax2, df[df["run_key"] == "flat"], ["aninfonce"], unsettled=unsettled_runs(exp, df))
+    plt.close("all")

@@ -27,10 +27,12 @@ from ..plots import (
     plot_lambda_traces,
     r2_groups_against,
     save,
+    unsettled_handle,
 )
 from ..reference import authors_series
-from ..registry import Claim, ClaimResult, Experiment, register
+from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, LOSSES, SyntheticSpec, train_synthetic
+from ..verdicts import unsettled_runs
 
 # [recon] the swept Lambda_2 values are not known; 5 is the isotropic control
 # (Lambda_2 = Lambda_1), 200 is where the style dims barely matter to InfoNCE.
@@ -217,12 +219,12 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
 
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
-    r2_groups_against(ax, df, LOSSES)
+    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig2"], df))
     ax.set_xticks(swept(df), [f"{v:g}" for v in swept(df)])
     ax.minorticks_off()
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² vs Λ2")
-    _legends(ax)
+    _legends(ax, ring=ringed)
 
 
 def _panel_b(ax, df: pd.DataFrame) -> None:
@@ -261,9 +263,10 @@ def _panel_d(ax, df: pd.DataFrame, legend_loc: str = "best") -> None:
     ax.set(xlabel="training step", ylabel="Λ", title="D  learned Λ̂ during training (AnInfoNCE)")
 
 
-def _legends(ax) -> None:
+def _legends(ax, ring: bool = False) -> None:
     handles = [plt.Line2D([], [], color=LOSS_COLORS[l], label=LOSS_LABELS[l]) for l in LOSSES]
     handles += [plt.Line2D([], [], color="gray", ls=GROUP_STYLES[g], label=GROUP_LABELS[g]) for g in GROUP_STYLES]
+    handles += [unsettled_handle()] if ring else []
     ax.legend(handles=handles, fontsize=7, loc="lower left")
 
 

@@ -52,10 +52,12 @@ from ..plots import (
     plot_lambda_traces,
     r2_groups_against,
     save,
+    unsettled_handle,
 )
-from ..registry import Claim, ClaimResult, Experiment, register
+from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.vae import tile
 from ..trainers.vae_images import Fig3Spec, train_fig3
+from ..verdicts import unsettled_runs
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1")
@@ -212,18 +214,19 @@ def plot_fig3(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     return paths
 
 
-def _legend(ax, loc: str = "lower left", groups: bool = True) -> None:
+def _legend(ax, loc: str = "lower left", groups: bool = True, ring: bool = False) -> None:
     handles = [plt.Line2D([], [], color=LOSS_COLORS[l], label=LOSS_LABELS[l]) for l in LOSSES]
     if groups:
         handles += [plt.Line2D([], [], color="gray", ls=GROUP_STYLES[g], label=GROUP_LABELS[g]) for g in GROUP_STYLES]
+    handles += [unsettled_handle()] if ring else []
     ax.legend(handles=handles, fontsize=7, loc=loc)
 
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
-    r2_groups_against(ax, df, LOSSES)
+    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig3"], df))
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² of VAE latents vs Λ2")
-    _legend(ax)
+    _legend(ax, ring=ringed)
 
 
 def _panel_b(ax, df: pd.DataFrame) -> None:
