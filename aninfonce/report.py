@@ -183,9 +183,11 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
                   "they are pinned by golden values for CI.", ""]
     parts += [quick_setting_line(verdicts)] if profile == "quick" else []
+    lam_rules = "".join(f", and in `{e.id}` its sorted learned Λ̂ by at most {e.settle_lambda_rel:.0%}"
+                        for e in experiments if e.settle_lambda_rel is not None)
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "
-              "training (every judged run moved its evaluation loss by at most 0.02 over its last fifth, and in Figure 3 its sorted learned Λ̂ by at most 10 %; else NOT SETTLED), per seed (\"k of n\", turned into a "
+              f"training (every judged run moved its evaluation loss by at most 0.02 over its last fifth{lam_rules}; else NOT SETTLED), per seed (\"k of n\", turned into a "
               "verdict by the rule written beside it: all seeds, a majority, or pooled over seeds) and at every "
               "logged step; it is NOT SETTLED when its verdict, or its count of passing seeds, still changed in the last fifth of training. "
               "Comparisons are made at the printed precision.", "",

@@ -189,35 +189,30 @@ def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
     return out
 
 
-def unsettled_runs(exp: Experiment, df: pd.DataFrame) -> frozenset[str]:
-    """Keys of the runs whose training has not settled by the entry's rules
-    (``settle_metric`` / ``settle_lambda_rel``); empty when it names none."""
+def _settle_breaches(exp: Experiment, df: pd.DataFrame) -> list[tuple[dict[str, float], str]]:
+    """For each settle rule the entry names and some run breaks: (run key ->
+    how far it moved, why in words)."""
     if df.empty:
-        return frozenset()
-    keys = set(moving_runs(df, exp.settle_metric, exp.settle_tol)) if exp.settle_metric else set()
-    if exp.settle_lambda_rel is not None:
-        keys |= set(moving_lambda(df, exp.settle_lambda_rel))
-    return frozenset(keys)
-
-
-def _unsettled(exp: Experiment, df: pd.DataFrame) -> str:
-    """Why the entry's judged runs are not settled ('' when they are)."""
-    if df.empty:
-        return ""
+        return []
     n_runs = df["run_key"].nunique()
-    why = []
+    out = []
     if exp.settle_metric:
         moving = moving_runs(df, exp.settle_metric, exp.settle_tol)
         if moving:
-            worst = max(moving.values(), key=abs)
-            why.append(f"{exp.settle_metric} still moved by more than {exp.settle_tol:g} over the last fifth in "
-                       f"{len(moving)} of {n_runs} runs, by up to {worst:+.3f}")
+            out.append((moving, f"{exp.settle_metric} still moved by more than {exp.settle_tol:g} over the last fifth "
+                                f"in {len(moving)} of {n_runs} runs, by up to {max(moving.values(), key=abs):+.3f}"))
     if exp.settle_lambda_rel is not None:
         moving = moving_lambda(df, exp.settle_lambda_rel)
         if moving:
-            why.append(f"the sorted learned Λ̂ still moved by more than {exp.settle_lambda_rel:.0%} over the last "
-                       f"fifth in {len(moving)} of {n_runs} runs, by up to {max(moving.values()):.0%}")
-    return "; ".join(why)
+            out.append((moving, f"the sorted learned Λ̂ still moved by more than {exp.settle_lambda_rel:.0%} over the "
+                                f"last fifth in {len(moving)} of {n_runs} runs, by up to {max(moving.values()):.0%}"))
+    return out
+
+
+def unsettled_runs(exp: Experiment, df: pd.DataFrame) -> frozenset[str]:
+    """Keys of the runs whose training has not settled by the entry's rules
+    (``settle_metric`` / ``settle_lambda_rel``); empty when it names none."""
+    return frozenset(key for moving, _ in _settle_breaches(exp, df) for key in moving)
 
 
 def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
@@ -229,7 +224,7 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
-        unsettled = _unsettled(exp, df)
+        unsettled = "; ".join(why for _, why in _settle_breaches(exp, df))
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
