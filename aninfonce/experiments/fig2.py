@@ -57,10 +57,15 @@ SMOKE_LAMBDA2 = (5.0, 25.0)
 # one core); the focus value first, since the runner trains in grid order and a
 # cut-off session should leave panels B-D complete
 QUICK_LAMBDA2 = (FOCUS_LAMBDA2, 5.0, 100.0)
+# paper: all six values, in the order a cut-off GPU lease should leave done:
+# the focus value, then 100 (where the 10k-step quick runs could not decide the
+# main claim), the isotropic control, then the rest (the runner trains in grid order)
+PAPER_LAMBDA2 = (FOCUS_LAMBDA2, 100.0, 5.0, 200.0, 10.0, 50.0)
+assert sorted(PAPER_LAMBDA2) == sorted(LAMBDA2_SWEEP)
 
 
 def _sweep(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, LAMBDA2_SWEEP)
+    lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, PAPER_LAMBDA2)
     s = PROFILE_SETTINGS[profile]
     return [SyntheticSpec(experiment="fig2", loss=loss, lambda_kind="bimodal", lam1=5.0, lam2=lam2, seed=seed, **s)
             for seed in range(n_seeds) for lam2 in lam2s for loss in LOSSES]
