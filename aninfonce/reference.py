@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .results import EXACT_FLOATS
 
 LOG_PATH = Path(__file__).resolve().parent.parent / "reference" / "authors-logs.csv"
 # our metric (and protocol) <- the log's column; the log's step n is after n updates,
@@ -26,7 +27,7 @@ def authors_log() -> pd.DataFrame:
     if not LOG_PATH.exists():
         raise UserError(f"the authors' reference log is missing: {LOG_PATH} (it ships with the repository; "
                         "restore it with git checkout reference/)")
-    df = pd.read_csv(LOG_PATH)
+    df = pd.read_csv(LOG_PATH, **EXACT_FLOATS)
     df["step"] = df["step"] - 1
     df["lambda_sorted"] = [np.sort(np.array(s.split(), dtype=float)) for s in df["lambda_hat"]]
     return df

@@ -43,6 +43,14 @@ def csv_path(results_dir: Path, profile: str, experiment: str) -> Path:
     return Path(results_dir) / profile / f"{experiment}.csv"
 
 
+# pandas < 3 parses floats with its own fast routine by default, which can land
+# one ulp away from the written value: the run digests (float.hex) of a file
+# written on a pandas-2 machine then differ from a pandas-3 machine's, and every
+# run reads as altered (seen on results from a GPU host's pandas 2). pandas 3
+# parses exactly and deprecates the option.
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
 def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
     """Read one results CSV (an empty frame if it does not exist), checking
     that it parses and has the ``required`` columns."""
@@ -51,7 +59,7 @@ def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
         return pd.DataFrame(columns=list(required))
     try:
         # a run key is a hex string; an all-digit or 'NNNeNNN' key must not become a number
-        df = pd.read_csv(path, low_memory=False, dtype={"run_key": str})
+        df = pd.read_csv(path, low_memory=False, dtype={"run_key": str}, **EXACT_FLOATS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise CorruptResults(f"results file {path} cannot be read ({type(err).__name__}); "
                              f"move it aside and rerun to regenerate it") from None
