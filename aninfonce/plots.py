@@ -54,6 +54,14 @@ def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
     return save(fig, out_dir, name)
 
 
+def empty_panel(ax, title: str, why: str) -> None:
+    """A panel of a multi-panel figure whose runs have not landed yet: its title and why, no axes."""
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True, color="0.4", transform=ax.transAxes)
+
+
 UNSETTLED_RING = dict(s=110, marker="o", facecolors="none", edgecolors="0.3", linewidths=0.9, zorder=4)
 
 

@@ -40,7 +40,7 @@ def main() -> None:
         state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
         df = pd.DataFrame(state["rows"])
         spec = {k: v for k, v in dataclasses.asdict(run.spec).items() if not isinstance(v, (tuple, list))}
-        frames.append(df.assign(**spec, checkpoint_step=state["step"]))
+        frames.append(df.assign(run_key=run.spec.key, **spec, checkpoint_step=state["step"]))
         print(f"{run.experiment.id} {run.spec.label()}: step {state['step']:,}")
     if frames:
         pd.concat(frames).to_csv(a.out, index=False)

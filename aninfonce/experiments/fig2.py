@@ -20,6 +20,7 @@ from ..frames import metric
 from ..metrics import HELD_OUT
 from ..plots import (
     GROUP_LABELS,
+    empty_panel,
     GROUP_STYLES,
     LOSS_COLORS,
     LOSS_LABELS,
@@ -214,10 +215,18 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     _panel_a(axes[0], held)
     focus = C.select(held, lam2=FOCUS_LAMBDA2)
-    _panel_b(axes[1], focus)
-    _panel_c(axes[2], focus)
     everything = C.select(df, lam2=FOCUS_LAMBDA2)  # panel D needs the matching rows (same-sample)
-    _panel_d(axes[3], everything[everything["loss"] == "aninfonce"], legend_loc="center right")
+    anin = everything[everything["loss"] == "aninfonce"]
+    why = f"no finished run at Λ2 = {FOCUS_LAMBDA2:g} yet"
+    for ax, title, draw, rows in ((axes[1], "B  R² during training", _panel_b, focus),
+                                  (axes[2], "C  loss vs global minimum", _panel_c, focus),
+                                  (axes[3], "D  learned Λ̂ (AnInfoNCE)", _panel_d, anin)):
+        if rows.empty:
+            empty_panel(ax, title, why)
+        elif draw is _panel_d:
+            draw(ax, rows, legend_loc="center right")
+        else:
+            draw(ax, rows)
     fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)
     fig.tight_layout()
     return save(fig, out, "fig2")
