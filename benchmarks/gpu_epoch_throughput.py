@@ -15,8 +15,9 @@ can be updated.
     python benchmarks/gpu_epoch_throughput.py                      # both entries, paper settings, GPU
     python benchmarks/gpu_epoch_throughput.py --tiny --device cpu  # seconds on a CPU: checks the script
 
-Measured figures (fill in where a GPU was available):
-    (none yet: no GPU was lent to the session that wrote this script)
+Measured: one H200, 2026-11-29 (benchmarks/measured/h200-2026-11-29/), 8 workers:
+    CIFAR10 step 18,261 pairs/s, loader 27,836, kept up 100 %, 2.7 s an epoch;
+    ImageNet step 2,274 pairs/s, loader 11,817 (no JPEG decode in it), 564 s an epoch.
 """
 
 from __future__ import annotations

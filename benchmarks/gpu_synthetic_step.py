@@ -12,8 +12,8 @@ Speed section of the README.
     python benchmarks/gpu_synthetic_step.py                        # GPU, all presets, ~3 min with compilation
     python benchmarks/gpu_synthetic_step.py --tiny --device cpu    # seconds: checks the script
 
-Measured (fill in where a GPU was available):
-    (none yet: no GPU was lent to the session that wrote this script)
+Measured: one H200, 2026-11-29 (benchmarks/measured/h200-2026-11-29/): batch 1000,
+    exact 7.5 ms, fast 5.9 ms a step; sampler 7.7 ms (k = 8) vs 1.7 ms (adaptive).
 """
 
 from __future__ import annotations
