@@ -173,10 +173,11 @@ def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
 
 def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
     """Run key -> the largest relative change of the run's sorted learned
-    Lambda^ (``lambda_hat/i`` rows; change / final value, over the ranks)
-    over its last fifth of logged steps, for runs where that exceeds ``rel``."""
+    Lambda^ (``lambda_hat/i`` or, from the image entries, ``lambda_hat_sorted/i``
+    rows; change / final value, over the ranks) over its last fifth of logged
+    steps, for runs where that exceeds ``rel``."""
     out = {}
-    lam = df[df["metric"].astype(str).str.startswith("lambda_hat/")]
+    lam = df[df["metric"].astype(str).str.match(r"lambda_hat(_sorted)?/")]
     for key, run in lam.groupby(lam["run_key"].astype(str)):
         table = run.pivot_table(index=pd.to_numeric(run["step"]), columns="metric", values="value").sort_index()
         before = table[table.index <= SETTLED_FRACTION * table.index[-1]]

@@ -205,6 +205,9 @@ def test_verdicts_wait_for_the_learned_lambda_to_settle():
     assert moving_lambda(settled, 0.1) == {}
     (v,) = evaluate_claims([exp], {"t": settled}, "quick")
     assert v.status == "PASS"
+    # the image entries log the sorted Lambda^ as lambda_hat_sorted/i: the same rule reads them
+    sorted_rows = growing.assign(metric=growing["metric"].str.replace("lambda_hat/", "lambda_hat_sorted/"))
+    assert moving_lambda(sorted_rows, 0.1) == {spec.key: pytest.approx(0.2)}
 
 
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
