@@ -1,4 +1,4 @@
-"""The committed quick-profile results regenerate every figure and the report
+"""The committed results (quick, and the paper profile's first runs) regenerate every figure and the report
 from a clean clone (no training, no data)."""
 
 import shutil
@@ -41,6 +41,18 @@ def test_plot_only_from_committed_quick_results(tmp_path):
                 line = next(l for l in report.splitlines() if f"`{claim.id}`" in l)
                 assert any(f"**{s}**" in line for s in ("PASS", "FAIL", "NOT SETTLED", "NO DATA")), line
     assert "**Claims: " in report
+
+
+def test_plot_only_from_committed_paper_results(tmp_path):
+    """The paper profile's first runs (a GPU lease's) regenerate its report: the
+    finished runs in the wall-time table, claims waiting for whole grids."""
+    shutil.copytree(ROOT / "results" / "paper", tmp_path / "results" / "paper")
+    assert main(["--plot-only", "--profile", "paper", "--results-dir", str(tmp_path / "results"),
+                 "--figures-dir", str(tmp_path / "figures")]) == 0
+    report = (tmp_path / "figures" / "paper" / "REPORT.md").read_text()
+    assert "| fig2 | 2 |" in report and "| cuda |" in report
+    assert "no seed has its whole grid yet (seed 0: 2 of 24 runs)" in report
+    assert_real_figure(tmp_path / "figures" / "paper" / "fig2.png")
 
 
 def test_speed_preset_results_compare_with_the_default_ones(tmp_path, capsys):
