@@ -31,9 +31,10 @@ from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, metric
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, no_data, save
-from ..registry import Claim, ClaimResult, Experiment, register
+from ..plots import GROUP_LABELS, GROUP_STYLES, UNSETTLED_RING, no_data, save, unsettled_handle
+from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
+from ..verdicts import unsettled_runs
 
 # [recon] beta values. At the end of training with Lambda^ ~ (25, 5) the
 # negatives' similarities spread over ~10-30 units, so beta = 1 already puts
@@ -104,12 +105,21 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     colors = dict(zip(betas, plt.cm.viridis(np.linspace(0, 0.85, len(betas)))))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     last = final_step(df)
+    unsettled = unsettled_runs(all_experiments()["hardneg"], df)
+    ringed = False
     for group in GROUP_STYLES:
-        v = metric(last, group).groupby("hard_beta")["value"].mean()
+        rows = metric(last, group)
+        v = rows.groupby("hard_beta")["value"].mean()
         axes[0].plot(v.index, v.values, "o" + GROUP_STYLES[group], color="#c0392b", label=GROUP_LABELS[group])
+        # a grey ring: a run at that beta had not settled (its end value is still on its way)
+        moving = rows.groupby("hard_beta")["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
+        if moving.any():
+            axes[0].scatter(v.index[moving.to_numpy()], v.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
+            ringed = True
     axes[0].set(xlabel="hard-negative β (0 = AnInfoNCE)", ylabel="R² at the end (held-out)", ylim=(-0.05, 1.05),
                 title="A  R² vs β")
-    axes[0].legend(fontsize=8)
+    handles = axes[0].get_legend_handles_labels()[0] + ([unsettled_handle()] if ringed else [])
+    axes[0].legend(handles=handles, fontsize=8)
     for beta in betas:
         sel = C.select(df, hard_beta=beta)
         for group in GROUP_STYLES:
