@@ -20,10 +20,10 @@ from ..frames import metric
 from ..metrics import HELD_OUT
 from ..plots import (
     GROUP_LABELS,
-    empty_panel,
     GROUP_STYLES,
     LOSS_COLORS,
     LOSS_LABELS,
+    empty_panel,
     no_data,
     plot_lambda_traces,
     r2_groups_against,
