@@ -97,8 +97,8 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # lr by the network's factor (10x the recipe: 0.1), so it can reach and then track its optimum
         # while the network's cosine decay freezes the features.
         "quick": dict(dataset="mnist", arch="smallcnn", width=16, augment="mnist", epochs=4, batch=256, lr=0.3,
-                      lr_metric=0.1, weight_decay=5e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64, probe_iters=100,
-                      recovery_views=10_000, knn_k=20, log_every=20),
+                      lr_metric=0.1, weight_decay=5e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64,
+                      probe_iters=100, recovery_views=10_000, knn_k=20, log_every=20),
         "smoke": dict(dataset="mnist", arch="smallcnn", width=4, augment="mnist", probe_train=128, probe_test=64,
                       **_SMOKE),
     },
