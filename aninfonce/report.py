@@ -183,8 +183,12 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
                   "they are pinned by golden values for CI.", ""]
     parts += [quick_setting_line(verdicts)] if profile == "quick" else []
-    lam_rules = "".join(f", and in `{e.id}` its sorted learned Λ̂ by at most {e.settle_lambda_rel:.0%}"
-                        for e in experiments if e.settle_lambda_rel is not None)
+    by_rel: dict[float, list[str]] = {}  # one phrase per threshold, naming every entry that sets it
+    for e in experiments:
+        if e.settle_lambda_rel is not None:
+            by_rel.setdefault(e.settle_lambda_rel, []).append(f"`{e.id}`")
+    lam_rules = "".join(f", and in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}"
+                        for rel, ids in by_rel.items())
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "
               f"training (every judged run moved its evaluation loss by at most 0.02 over its last fifth{lam_rules}; else NOT SETTLED), per seed (\"k of n\", turned into a "
