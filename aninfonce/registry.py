@@ -80,12 +80,19 @@ class Experiment:
     settle_lambda_rel: float | None = None
     # spec fields the entry sweeps as its variable (e.g. fig4's batch): not a deviation from the authors' setting
     swept: tuple[str, ...] = ()
+    # the steps a claim is re-judged at for its verdict over training: "every" logged step, or only the
+    # "final" one, for entries whose claims are measured once after training (the image tables' linear
+    # probe, KNN and recovery): there a step without those rows is not a failing step; settling then
+    # rests on the settle rules above
+    judged_steps: str = "every"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"{self.id}: source must be one of {SOURCES}")
         if self.golden not in ("exact", "sanity"):
             raise ValueError(f"{self.id}: golden must be exact or sanity")
+        if self.judged_steps not in ("every", "final"):
+            raise ValueError(f"{self.id}: judged_steps must be every or final")
 
     def grid(self, profile: str, n_seeds: int = 1, speed: str = "exact") -> list[RunSpec]:
         """The runs of ``profile`` with a ``--speed`` preset applied (aninfonce.speed)."""

@@ -109,7 +109,9 @@ def _at_step(claim: Claim, df: pd.DataFrame, seeds: list,
     return verdict, k, measured, passing
 
 
-def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
+def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every") -> Verdict:
+    """The claim's verdict on ``df``, re-judged at every logged step (or, with
+    ``judged_steps="final"``, at the last one only) for its history."""
     base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule)
     if df.empty:
         return Verdict(**base, status="NO DATA", measured="no results")
@@ -118,6 +120,8 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame) -> Verdict:
         return Verdict(**base, status="NO DATA", measured=final[1])
     seeds = sorted(pd.to_numeric(df["seed"]).unique().tolist())
     steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
+    if judged_steps == "final":
+        steps = steps[-1:]
     history = []
     for s in steps[:-1]:
         ok, k, _, _ = _at_step(claim, df[df["step"] <= s], seeds)
@@ -233,7 +237,7 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                 out.append(Verdict(experiment=exp.id, claim=claim.id, text=claim.text, rule=claim.rule,
                                    status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
-            v = evaluate_claim(exp.id, claim, df)
+            v = evaluate_claim(exp.id, claim, df, exp.judged_steps)
             if unsettled and v.status in ("PASS", "FAIL"):
                 v = dataclasses.replace(v, status="NOT SETTLED",
                                         measured=f"{v.measured} [training not settled: {unsettled}]")

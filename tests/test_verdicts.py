@@ -57,6 +57,20 @@ def test_a_verdict_that_changes_in_the_last_fifth_is_not_settled(values, now):
     assert summary([v]) == "0 PASS, 0 FAIL, 1 NOT SETTLED, 0 NO DATA"
 
 
+def test_a_claim_measured_only_after_training_is_judged_at_the_end():
+    """The image tables measure probe and recovery once, after training; the
+    steps before carry only the training loss. Judged at every step those
+    steps would read as failures and any PASS as NOT SETTLED; judged at the
+    final step (Experiment.judged_steps = "final") it is one evaluation."""
+    df = _table({0: [1.0]}).assign(step=1000)  # x logged at the last step only
+    loss = pd.DataFrame([{"run_key": "r0", "seed": 0, "step": s, "metric": "loss_train", "value": 1.0,
+                          "protocol": None} for s in (0, 200, 400, 600, 800, 1000)])
+    rows = pd.concat([loss, df])
+    assert evaluate_claim("t", _claim(), rows).status == "NOT SETTLED"  # steps without x count as failing
+    v = evaluate_claim("t", _claim(), rows, judged_steps="final")
+    assert (v.status, v.since(), len(v.history)) == ("PASS", "1,000 (one evaluation)", 1)
+
+
 def test_a_change_just_before_the_last_fifth_is_settled():
     v = evaluate_claim("t", _claim(), _table({0: [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1]}))
     assert (v.status, v.since_step) == ("PASS", 8000)

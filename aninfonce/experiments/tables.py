@@ -396,6 +396,7 @@ for _eid in PROFILE_SETTINGS:
         execute=train_imagessl, plot=_plotter(_eid, _TITLES[_eid]), claims=_claims(_eid),
         seconds_per_run=SECONDS_PER_RUN[_eid], notes=NOTES[_eid], reference=_reference(_eid), golden="sanity",
         data_check=_DATA_CHECKS.get(_eid), settle_lambda_rel=SETTLE_LAMBDA_REL.get(_eid),
+        judged_steps="final",  # probe, KNN and recovery are measured once, after training
         recipe=(lambda profile, e=_eid: recipe_table(e, PROFILE_SETTINGS[e]["paper"], profile))
         if _eid in RECIPE_SOURCES else None,
     ))
