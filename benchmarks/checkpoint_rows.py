@@ -37,7 +37,7 @@ def main() -> None:
     for run in plan(select(a.experiments), a.profile, a.seeds, a.results_dir):
         if not run.checkpoint.exists():
             continue
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
         df = pd.DataFrame(state["rows"])
         spec = {k: v for k, v in dataclasses.asdict(run.spec).items() if not isinstance(v, (tuple, list))}
         frames.append(df.assign(run_key=run.spec.key, **spec, checkpoint_step=state["step"]))
