@@ -70,6 +70,16 @@ def unsettled_handle() -> plt.Line2D:
     return plt.Line2D([], [], ls="", marker="o", ms=9, mfc="none", mec="0.3", label="ring: training not settled")
 
 
+def ring_unsettled(ax, rows: pd.DataFrame, mean: pd.Series, x: str, unsettled: frozenset[str]) -> bool:
+    """A grey ring on each point of ``mean`` (indexed by ``x``) whose ``rows``
+    include a run in ``unsettled``; returns whether it drew one."""
+    moving = rows.groupby(x)["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
+    if not moving.any():
+        return False
+    ax.scatter(mean.index[moving.to_numpy()], mean.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
+    return True
+
+
 def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: frozenset[str] = frozenset()) -> bool:
     """Final-step content (solid, circles) and style (dashed, squares) R^2
     against column ``x``: the mean over seeds as a line, and every seed as
@@ -89,10 +99,7 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: 
             if rows["seed"].nunique() > 1:
                 ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none",
                            edgecolors=LOSS_COLORS[loss], linewidths=0.7, alpha=0.8, zorder=3)
-            moving = rows.groupby(x)["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
-            if moving.any():
-                ax.scatter(mean.index[moving.to_numpy()], mean.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
-                ringed = True
+            ringed |= ring_unsettled(ax, rows, mean, x, unsettled)
     ax.set_xscale("log")
     return ringed
 

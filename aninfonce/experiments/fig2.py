@@ -9,6 +9,7 @@ Plus the authors' second setting, ten linearly spaced Lambda (5..25), with MCC
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -220,11 +221,10 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     why = f"no finished run at Λ2 = {FOCUS_LAMBDA2:g} yet"
     for ax, title, draw, rows in ((axes[1], "B  R² during training", _panel_b, focus),
                                   (axes[2], "C  loss vs global minimum", _panel_c, focus),
-                                  (axes[3], "D  learned Λ̂ (AnInfoNCE)", _panel_d, anin)):
+                                  (axes[3], "D  learned Λ̂ (AnInfoNCE)", partial(_panel_d, legend_loc="center right"),
+                                   anin)):
         if rows.empty:
             empty_panel(ax, title, why)
-        elif draw is _panel_d:
-            draw(ax, rows, legend_loc="center right")
         else:
             draw(ax, rows)
     fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)

@@ -31,7 +31,7 @@ from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, metric
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, UNSETTLED_RING, no_data, save, unsettled_handle
+from ..plots import GROUP_LABELS, GROUP_STYLES, no_data, ring_unsettled, save, unsettled_handle
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from ..verdicts import unsettled_runs
@@ -112,10 +112,7 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         v = rows.groupby("hard_beta")["value"].mean()
         axes[0].plot(v.index, v.values, "o" + GROUP_STYLES[group], color="#c0392b", label=GROUP_LABELS[group])
         # a grey ring: a run at that beta had not settled (its end value is still on its way)
-        moving = rows.groupby("hard_beta")["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
-        if moving.any():
-            axes[0].scatter(v.index[moving.to_numpy()], v.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
-            ringed = True
+        ringed |= ring_unsettled(axes[0], rows, v, "hard_beta", unsettled)
     axes[0].set(xlabel="hard-negative β (0 = AnInfoNCE)", ylabel="R² at the end (held-out)", ylim=(-0.05, 1.05),
                 title="A  R² vs β")
     handles = axes[0].get_legend_handles_labels()[0] + ([unsettled_handle()] if ringed else [])
