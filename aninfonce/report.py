@@ -14,7 +14,7 @@ from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
-from .verdicts import Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
+from .verdicts import LAMBDA_RANK_FLOOR, Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 # smoke numbers are deterministic on one machine; the tolerance absorbs
@@ -189,6 +189,8 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
             by_rel.setdefault(e.settle_lambda_rel, []).append(f"`{e.id}`")
     lam_rules = "".join(f", and in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}"
                         for rel, ids in by_rel.items())
+    lam_rules += (f" (each rank against its final value, floored at {LAMBDA_RANK_FLOOR:.0%} of the top rank)"
+                  if by_rel else "")
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "
               f"training (every judged run moved its evaluation loss by at most 0.02 over its last fifth{lam_rules}; else NOT SETTLED), per seed (\"k of n\", turned into a "

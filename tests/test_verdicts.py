@@ -222,6 +222,14 @@ def test_verdicts_wait_for_the_learned_lambda_to_settle():
     # the image entries log the sorted Lambda^ as lambda_hat_sorted/i: the same rule reads them
     sorted_rows = growing.assign(metric=growing["metric"].str.replace("lambda_hat/", "lambda_hat_sorted/"))
     assert moving_lambda(sorted_rows, 0.1) == {spec.key: pytest.approx(0.2)}
+    # a rank on its way to zero is measured against 1 % of the top rank (0.2), not against itself:
+    # 0.5 -> 0.05 moved 0.45, nine times its end value but 225 % of the floor, so still a move...
+    shrinking = table([[20, 5], [20, 3], [20, 1], [20, 0.9], [20, 0.5], [20, 0.05]])
+    assert moving_lambda(shrinking, 0.1) == {spec.key: pytest.approx(0.45 / 0.2)}
+    # ...while one already below the floor that keeps halving is no move: 0.02 -> 0.01 against 0.2
+    vanished = table([[20, 5], [20, 1], [20, 0.1], [20, 0.04], [20, 0.02], [20, 0.01]])
+    assert moving_lambda(vanished, 0.1) == {}
+    assert moving_lambda(vanished, 0.04) == {spec.key: pytest.approx(0.05)}
 
 
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
