@@ -183,17 +183,21 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
                   "they are pinned by golden values for CI.", ""]
     parts += [quick_setting_line(verdicts)] if profile == "quick" else []
-    by_rel: dict[float, list[str]] = {}  # one phrase per threshold, naming every entry that sets it
+    # the settle rules, one phrase per (metric, threshold) and per Lambda^ threshold, naming the entries
+    rules = [f"its {'evaluation loss' if m == 'loss_eval' else m} by at most {t:g}"
+             for m, t in dict.fromkeys((e.settle_metric, e.settle_tol) for e in experiments if e.settle_metric)]
+    by_rel: dict[float, list[str]] = {}
     for e in experiments:
         if e.settle_lambda_rel is not None:
             by_rel.setdefault(e.settle_lambda_rel, []).append(f"`{e.id}`")
-    lam_rules = "".join(f", and in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}"
-                        for rel, ids in by_rel.items())
-    lam_rules += (f" (each rank against its final value, floored at {LAMBDA_RANK_FLOOR:.0%} of the top rank)"
-                  if by_rel else "")
+    rules += [f"in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}" for rel, ids in by_rel.items()]
+    if by_rel:
+        rules[-1] += f" (each rank against its final value, floored at {LAMBDA_RANK_FLOOR:.0%} of the top rank)"
+    settle = (f"every judged run moved {', and '.join(rules)} over its last fifth; else NOT SETTLED" if rules
+              else "no settle rule in these entries")
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "
-              f"training (every judged run moved its evaluation loss by at most 0.02 over its last fifth{lam_rules}; else NOT SETTLED), per seed (\"k of n\", turned into a "
+              f"training ({settle}), per seed (\"k of n\", turned into a "
               "verdict by the rule written beside it: all seeds, a majority, or pooled over seeds) and at every "
               "logged step; it is NOT SETTLED when its verdict, or its count of passing seeds, still changed in the last fifth of training. "
               "Comparisons are made at the printed precision.", "",

@@ -306,9 +306,12 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
     ax.set_xticks(range(0, len(steps), stride), [f"{steps[j]:,}" for j in range(0, len(steps), stride)],
                   rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{v.claim} [{v.status}]" for v in rows], fontsize=7)
-    ax.axvline(next((j for j, s in enumerate(steps) if s > SETTLED_FRACTION * steps[-1]), len(steps)) - 0.5,
-               color="k", lw=0.8, ls=":")
-    ax.set_xlabel("logged step (dotted: start of the last fifth; dot: the claim's rule passes)")
+    if len(steps) > 1:
+        ax.axvline(next((j for j, s in enumerate(steps) if s > SETTLED_FRACTION * steps[-1]), len(steps)) - 0.5,
+                   color="k", lw=0.8, ls=":")
+        ax.set_xlabel("logged step (dotted: start of the last fifth; dot: the claim's rule passes)")
+    else:  # an entry judged once, after training (Experiment.judged_steps = "final")
+        ax.set_xlabel("the one evaluation, after training (dot: the claim's rule passes)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")
     return save(fig, out, f"{name}_verdicts")
