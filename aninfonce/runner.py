@@ -55,7 +55,7 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load_checked(path: Path) -> Any:
+def load_checked(path: Path) -> Any:
     """A checkpoint or cached artefact, loaded with ``weights_only=True``:
     tensors, plain containers and numbers only, so a file from elsewhere
     cannot run code when loaded. A damaged or unsafe file is one clear error."""
@@ -106,7 +106,7 @@ class RunContext:
     def load_checkpoint(self) -> Any | None:
         if not self.checkpoint_path.exists():
             return None
-        state = _load_checked(self.checkpoint_path)
+        state = load_checked(self.checkpoint_path)
         return _to_device(state, self.device)
 
     def save_checkpoint(self, state: Any) -> None:
@@ -116,7 +116,7 @@ class RunContext:
         """A shared artefact (e.g. a trained VAE) built once per profile and reused."""
         path = self.artifact_dir / f"{name}.pt"
         if path.exists():
-            return _to_device(_load_checked(path), self.device)
+            return _to_device(load_checked(path), self.device)
         obj = build()
         _save_atomic(obj, path)
         return obj

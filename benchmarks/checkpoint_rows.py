@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aninfonce import experiments  # noqa: E402,F401  (registers the entries)
+from aninfonce.errors import UserError  # noqa: E402
 from aninfonce.registry import select  # noqa: E402
-from aninfonce.runner import plan  # noqa: E402
+from aninfonce.runner import load_checked, plan  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     for run in plan(select(a.experiments), a.profile, a.seeds, a.results_dir):
         if not run.checkpoint.exists():
             continue
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+        state = load_checked(run.checkpoint)  # a damaged or unsafe file: one clear error
         df = pd.DataFrame(state["rows"])
         spec = {k: v for k, v in dataclasses.asdict(run.spec).items() if not isinstance(v, (tuple, list))}
         frames.append(df.assign(run_key=run.spec.key, **spec, checkpoint_step=state["step"]))
@@ -48,4 +48,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:  # an unknown entry, a damaged checkpoint: one line, exit 2, as the CLI
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
