@@ -41,6 +41,7 @@ from ..frames import final_step, indexed_metric
 from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
+from ..verdicts import SETTLED_FRACTION, moving_lambda
 from .recipes import SOURCES as RECIPE_SOURCES
 from .recipes import recipe_table
 
@@ -295,13 +296,16 @@ def _plotter(experiment: str, title: str):
                                  *notes, ""]))
         tex = out / f"{name}.tex"
         tex.write_text(_latex(frame, caption))
-        return [md, tex, *_lambda_figure(df, out, f"{name}_lambda", f"{title} — profile {profile}, {what}")]
+        return [md, tex, *_lambda_figure(df, out, f"{name}_lambda", f"{title} — profile {profile}, {what}",
+                                         SETTLE_LAMBDA_REL.get(experiment))]
     return plot
 
 
-def _lambda_figure(df: pd.DataFrame, out: Path, name: str, title: str) -> list[Path]:
-    """A: learned Lambda^ sorted, at the end of training, per loss. B: training loss."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+def _lambda_figure(df: pd.DataFrame, out: Path, name: str, title: str, settle_rel: float | None) -> list[Path]:
+    """A: learned Lambda^ sorted, at the end of training, per loss. B: training loss.
+    C: AnInfoNCE's sorted Lambda^ during training, a few ranks per seed, with the
+    last fifth (the window of the settle rule) shaded and the seeds that break it named."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
     last = final_step(df)
     lam = indexed_metric(last, "lambda_hat_sorted")
     for loss in [l for l in LOSSES if l in set(lam["loss"])]:
@@ -322,9 +326,40 @@ def _lambda_figure(df: pd.DataFrame, out: Path, name: str, title: str) -> list[P
         axes[1].plot(v.index, v.values, color=COLORS[loss], label=LABELS[loss])
     axes[1].set(xlabel="training step", ylabel="training loss (global batch)", title="B  training loss")
     axes[1].legend(fontsize=8)
+    _lambda_traces(axes[2], df, settle_rel)
     fig.suptitle(title, y=1.02, fontsize=10)
     fig.tight_layout()
     return save(fig, out, name)
+
+
+TRACE_RANKS = (0, 16, 32, 48, 56, 58, 60, 63)  # the sorted ranks panel C follows (0 = the largest)
+
+
+def _lambda_traces(ax, df: pd.DataFrame, settle_rel: float | None) -> None:
+    lam = df[(df["loss"] == "aninfonce") & df["metric"].astype(str).str.startswith("lambda_hat_sorted/")]
+    if lam.empty:
+        ax.set_axis_off()
+        return
+    lam = lam.assign(rank=lam["metric"].str.split("/").str[1].astype(int), step=pd.to_numeric(lam["step"]))
+    ranks = [r for r in TRACE_RANKS if r <= lam["rank"].max()]
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(ranks)))
+    styles = ["-", "--", ":", "-."]
+    for k, (seed, run) in enumerate(lam.groupby("seed")):
+        for r, c in zip(ranks, colours):
+            v = run[run["rank"] == r].sort_values("step")
+            ax.plot(v["step"], v["value"], color=c, ls=styles[k % len(styles)], lw=1,
+                    label=f"rank {r + 1}" if k == 0 else None)
+        ax.plot([], [], color="gray", ls=styles[k % len(styles)], label=f"seed {seed}")
+    end = lam["step"].max()
+    ax.axvspan(SETTLED_FRACTION * end, end, color="0.9", zorder=0)
+    moving = sorted(int(run["seed"].iloc[0]) for key, run in lam.groupby("run_key")
+                    if settle_rel is not None and str(key) in moving_lambda(run, settle_rel))
+    rule = ("" if settle_rel is None else f"\nmoved > {settle_rel:.0%} in the last fifth (settle rule): "
+            + (f"seed{'s' * (len(moving) > 1)} {', '.join(map(str, moving))}" if moving else "no seed"))
+    ax.set(yscale="log", xlabel="training step (shaded: last fifth)", ylabel="AnInfoNCE's learned Λ̂ (log scale)",
+           title=f"C  AnInfoNCE's sorted Λ̂ during training{rule}")
+    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    ax.legend(fontsize=6, ncol=2, loc="lower left")
 
 
 # ---------------------------------------------------------------- reference numbers
