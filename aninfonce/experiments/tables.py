@@ -89,7 +89,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         "paper": dict(dataset="mnist", arch="smallcnn", width=32, augment="mnist", epochs=100, batch=512, lr=0.3,
                       weight_decay=5e-4, warmup_epochs=5.0, proj_hidden=512, proj_dim=64, recovery_views=10_000),
         # [recon] 2 CPU cores: small CNN (width 16, 64-d features), 10 epochs of the 60k MNIST training
-        # images (issue 14.4: 3 seeds x 3 losses in <= 2 h on 2 cores, ~23 core-min a run); lr 0.3 x batch / 256
+        # images (issue 14.4: 3 seeds x 3 losses in <= 2 h on 2 cores; 12-16 min a run); lr 0.3 x batch / 256
         # instead of 0.03 so that a few thousand steps learn something. At 2 epochs the learned Lambda^ still
         # rose ~25 % an epoch (mean 5.0 -> 7.3 -> 9.2), and at 4 epochs with Adam at 1e-2 it was still rising at
         # about Adam's top speed (lr x 234 steps ~ 2.3 an epoch in softplus units): AnInfoNCE's top rank
@@ -113,7 +113,8 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
 # [recon] seconds per run: smoke/quick on 2 CPU cores (quick: one core per run under the pool). MNIST
 # quick measured: 22-23 min wall per run with its 3 runs in parallel (--jobs 3) beside another quick
 # profile and a test suite on the same 2 cores (load 8-10), i.e. about 8 min of one free core per run at
-# 2 epochs; at 4 epochs 450-645 s a run (2 runs at a time on 2 cores), so ~1,400 s at the 10 quick now trains;
+# 2 epochs; at 4 epochs 450-645 s a run (2 runs at a time on 2 cores); at the 10 quick now trains 12-16 min
+# (78 min for the 9 runs on 2 cores);
 # paper = GPU seconds on one H200, measured by benchmarks/gpu_epoch_throughput.py on 2026-11-29
 # (benchmarks/measured/h200-2026-11-29/; training steps only, rounded up for the evaluation):
 # CIFAR10 2.7 s/epoch x 1000 epochs (loader kept up); ImageNet 564 s/epoch x 100 epochs (ResNet-50,
@@ -125,7 +126,7 @@ SETTLE_LAMBDA_REL = {"mnist-standin-table": 0.10}
 SECONDS_PER_RUN: dict[str, dict[str, float]] = {
     "cifar10-table": {"smoke": 6.0, "quick": 900.0, "paper": 3.0 * 1000},
     "imagenet-table": {"smoke": 8.0, "quick": 1200.0, "paper": 600.0 * 100},
-    "mnist-standin-table": {"smoke": 3.0, "quick": 1400.0, "paper": 6.0 * 100},
+    "mnist-standin-table": {"smoke": 3.0, "quick": 900.0, "paper": 6.0 * 100},
 }
 
 
@@ -402,11 +403,12 @@ NOTES = {
         "tree of JPEGs; its numbers mean nothing."),
     "mnist-standin-table": (
         "A stand-in, not a paper result: the CIFAR10 pipeline on the real MNIST files (CIFAR10 cannot be downloaded "
-        "here), with crop (scale 0.3-1), flip, brightness and contrast jitter, a small CNN (64-d features) and 10 epochs "
-        "on 2 CPU cores, 3 seeds; its verdicts wait for settled learned Λ̂ (sorted ranks moved <= 10 % over the last "
-        "fifth, each against its final value floored at 1 % of the top rank). It shows whether the direction of the two claims (more augmentation information kept, lower "
-        "linear accuracy) appears on real images with a short schedule; it does not show CIFAR10's or ImageNet's "
-        "numbers, colour augmentations (saturation, hue, grayscale) or a SimCLR-length schedule."),
+        "here), with crop (scale 0.3-1), flip, brightness and contrast jitter, a small CNN (64-d features) and 10 "
+        "epochs on 2 CPU cores, 3 seeds; its verdicts wait for settled learned Λ̂ (sorted ranks moved <= 10 % over "
+        "the last fifth, each against its final value floored at 1 % of the top rank). It shows whether the direction"
+        " of the two claims (more augmentation information kept, lower linear accuracy) appears on real images with a"
+        " short schedule; it does not show CIFAR10's or ImageNet's numbers, colour augmentations (saturation, hue, "
+        "grayscale) or a SimCLR-length schedule."),
 }
 
 _TITLES = {"cifar10-table": "CIFAR10: SimCLR with InfoNCE vs AnInfoNCE",
