@@ -337,24 +337,24 @@ TRACE_RANKS = (0, 16, 32, 48, 56, 58, 60, 63)  # the sorted ranks panel C follow
 
 
 def _lambda_traces(ax, df: pd.DataFrame, settle_rel: float | None) -> None:
-    lam = df[(df["loss"] == "aninfonce") & df["metric"].astype(str).str.startswith("lambda_hat_sorted/")]
+    lam = indexed_metric(df[df["loss"] == "aninfonce"], "lambda_hat_sorted")
     if lam.empty:
         ax.set_axis_off()
         return
-    lam = lam.assign(rank=lam["metric"].str.split("/").str[1].astype(int), step=pd.to_numeric(lam["step"]))
-    ranks = [r for r in TRACE_RANKS if r <= lam["rank"].max()]
+    lam = lam.assign(step=pd.to_numeric(lam["step"]))
+    ranks = [r for r in TRACE_RANKS if r <= lam["dim"].max()]
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(ranks)))
     styles = ["-", "--", ":", "-."]
     for k, (seed, run) in enumerate(lam.groupby("seed")):
         for r, c in zip(ranks, colours):
-            v = run[run["rank"] == r].sort_values("step")
+            v = run[run["dim"] == r].sort_values("step")
             ax.plot(v["step"], v["value"], color=c, ls=styles[k % len(styles)], lw=1,
                     label=f"rank {r + 1}" if k == 0 else None)
         ax.plot([], [], color="gray", ls=styles[k % len(styles)], label=f"seed {seed}")
     end = lam["step"].max()
     ax.axvspan(SETTLED_FRACTION * end, end, color="0.9", zorder=0)
-    moving = sorted(int(run["seed"].iloc[0]) for key, run in lam.groupby("run_key")
-                    if settle_rel is not None and str(key) in moving_lambda(run, settle_rel))
+    moving_keys = moving_lambda(lam, settle_rel) if settle_rel is not None else {}
+    moving = sorted({int(seed) for key, seed in zip(lam["run_key"].astype(str), lam["seed"]) if key in moving_keys})
     rule = ("" if settle_rel is None else f"\nmoved > {settle_rel:.0%} in the last fifth (settle rule): "
             + (f"seed{'s' * (len(moving) > 1)} {', '.join(map(str, moving))}" if moving else "no seed"))
     ax.set(yscale="log", xlabel="training step (shaded: last fifth)", ylabel="AnInfoNCE's learned Λ̂ (log scale)",
