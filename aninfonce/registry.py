@@ -57,6 +57,9 @@ class Experiment:
     claims: tuple[Claim, ...] = ()
     # estimated seconds per run on 2 CPU cores (or per GPU for image runs), per profile
     seconds_per_run: dict[str, float] = dataclasses.field(default_factory=dict)
+    # (run, profile) -> that run's cost as a multiple of seconds_per_run, for grids whose runs differ in
+    # cost (an ensemble's number of terms, fig3's longer linear runs); None = every run alike
+    run_cost: Callable[[RunSpec, str], float] | None = None
     notes: str = ""  # reconstructed choices, shown by --list and in the report
     reference: Callable[[pd.DataFrame], str] | None = None  # paper-vs-ours Markdown for the report
     # profile -> Markdown of the settings and where each comes from, shown in the report even without results
@@ -100,8 +103,13 @@ class Experiment:
 
         return [apply(s, speed) for s in self.runs(profile, n_seeds)]
 
+    def seconds(self, spec: RunSpec, profile: str) -> float:
+        """The estimated compute of one run of ``profile``."""
+        weight = 1.0 if self.run_cost is None else self.run_cost(spec, profile)
+        return self.seconds_per_run.get(profile, float("nan")) * weight
+
     def budget(self, profile: str, n_seeds: int = 1) -> float:
-        return self.seconds_per_run.get(profile, float("nan")) * len(self.runs(profile, n_seeds))
+        return sum(self.seconds(spec, profile) for spec in self.runs(profile, n_seeds))
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -178,8 +178,7 @@ def format_plan(runs: list[PlannedRun], profile: str) -> str:
     total = 0.0
     for eid, rs in by_exp.items():
         count = {s: sum(r.status == s for r in rs) for s in ("done", "resume", "new")}
-        per_run = rs[0].experiment.seconds_per_run.get(profile, math.nan)
-        left = per_run * (count["new"] + count["resume"])
+        left = sum(r.experiment.seconds(r.spec, profile) for r in rs if r.status != "done")
         total += 0 if math.isnan(left) else left
         lines.append(f"{eid:<{w}} {count['done']:>5} {count['resume']:>6} {count['new']:>5}   {format_seconds(left)}")
     lines.append(f"total compute left: {format_seconds(total)}")

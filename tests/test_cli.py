@@ -179,6 +179,17 @@ def test_list_and_glob(capsys):
     assert "fig2-linear" in out and "fig2 " not in out
 
 
+def test_estimate_weights_runs_by_their_cost(capsys):
+    """An ensemble run costs its number of terms: the plan's estimate for the 4-term run is 4 single terms."""
+    from aninfonce.registry import all_experiments
+
+    exp = all_experiments()["ensemble"]
+    cost = {spec.terms_used: exp.seconds(spec, "quick") for spec in exp.runs("quick", 1)}
+    assert cost["t0+t1+t2+t3"] == 4 * cost["t0"] and cost["t0+t1"] == 2 * cost["t3"]
+    assert exp.budget("quick") == sum(cost.values()) == 10 * cost["t0"]
+    assert all_experiments()["fig4"].budget("quick") == 12 * all_experiments()["fig4"].seconds_per_run["quick"]
+
+
 @pytest.mark.slow
 def test_everything_skips_entries_whose_data_is_absent(tmp_path, capsys):
     """`python reproduce.py` on a machine without CIFAR10/ImageNet skips those

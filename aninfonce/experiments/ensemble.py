@@ -200,7 +200,11 @@ def reference_ensemble(df: pd.DataFrame) -> str:
 register(Experiment(
     id="ensemble", title="Synthetic: a sum of AnInfoNCE terms on different conditionals, one encoder",
     paper_ref="Corollary 3.2", source="recon", runs=_runs, execute=train_ensemble, plot=plot_ensemble, claims=CLAIMS,
-    reference=reference_ensemble, seconds_per_run={"smoke": 2.0, "quick": 10_000 * 0.25, "paper": 100_000 * 0.3},
+    reference=reference_ensemble,
+    # per term: each term draws and encodes its own 1000 pairs a step, so a run costs its number of terms
+    # (quick: one term alone took 39-42 min on a core shared with one other run, ~0.25 s a step)
+    seconds_per_run={"smoke": 2.0, "quick": 10_000 * 0.25, "paper": 100_000 * 0.3},
+    run_cost=lambda spec, profile: len(spec.terms),
     notes="Formula [recon] (the paper's is not available): L_ens = Σ_k L_AnInfoNCE(f, Λ̂_k; pairs from p_k), one "
           "encoder f shared by all terms, one learned diagonal Λ̂_k per term, each term's negatives from its own batch "
           "of N pairs; p_k is the conditional of docs/PROTOCOL.md §2 with precision Λ_k. Design [recon]: d = 10; term k changes "
