@@ -214,3 +214,26 @@ def test_concurrent_writers_lose_and_duplicate_no_row(tmp_path):
     assert shared["value"].nunique() == 1  # one writer's version, whole
     assert results.done_keys(csv) == expected
     assert not list(csv.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_code_dirty_ignores_outputs(tmp_path):
+    """A run's git_dirty is about the code: rows another run wrote into a tracked results CSV, or a
+    regenerated figure, leave it clean; an edited module makes it dirty."""
+    from aninfonce.results import code_dirty
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for rel in ("pkg/mod.py", "results/quick/fig3.csv", "figures/quick/REPORT.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("v1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert not code_dirty(tmp_path)
+    (tmp_path / "results/quick/fig3.csv").write_text("v2\n")
+    (tmp_path / "figures/quick/REPORT.md").write_text("v2\n")
+    (tmp_path / "untracked.py").write_text("new\n")
+    assert not code_dirty(tmp_path)
+    (tmp_path / "pkg/mod.py").write_text("v2\n")
+    assert code_dirty(tmp_path)
