@@ -171,11 +171,12 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         axes[2].plot(v.index, v.values, color=DESIGN_COLORS[d], lw=2 if d in (PAIR, FULL) else 1, label=d)
     axes[2].set(xlabel="training step", ylabel="MCC", ylim=(0, 1.02), title="C  MCC during training")
     axes[2].legend(fontsize=7)
-    # D: which dims each design recovers
-    for d, ls in ((SINGLES[0], "--"), (PAIR, "-."), (FULL, "-")):
-        if d in designs:
-            r2 = _per_dim_r2(df, d)
-            axes[3].plot(range(len(r2)), r2, "o" + ls, color=DESIGN_COLORS[d], label=d)
+    # D: which dims each design recovers (every single term thin and dashed, the sums bold)
+    for d in designs:
+        r2 = _per_dim_r2(df, d)
+        summed = d in (PAIR, FULL)
+        axes[3].plot(range(len(r2)), r2, "o" + ("-" if d == FULL else "-." if d == PAIR else "--"),
+                     color=DESIGN_COLORS[d], lw=2 if summed else 1, ms=5 if summed else 3, label=d)
     axes[3].set(xlabel="latent dim", ylabel="R² per dim (held-out)", ylim=(-0.05, 1.05), xticks=range(D),
                 title="D  R² per latent dim")
     axes[3].legend(fontsize=7)
