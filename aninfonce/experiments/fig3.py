@@ -70,11 +70,14 @@ PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3, vae_epochs=30),
     "quick": dict(
         batch=256,  # [recon] paper: 1000
-        # [recon] paper: 100,000. Panels A, B (bimodal runs): 3000 steps; panels C, D (linear runs): QUICK_LINEAR_STEPS.
-        # Chosen from a probe at these settings (seed 0, 4000 steps, issue 10.4): panel C's sorted Lambda^ moved <= 7 %
-        # per last fifth from 1600 steps on (Spearman 0.94 -> 0.99 at 3000, loss flat); panel D's Lambda^ all still
-        # rose together, ~10 % per fifth at 2000 steps (Spearman 0.79), so its runs get the most steps the budget allows
-        steps=3000,
+        # [recon] paper: 100,000. Panels A, B (bimodal runs): 8000 steps; panels C, D (linear runs): QUICK_LINEAR_STEPS.
+        # First chosen from a probe (seed 0, 4000 steps, issue 10.4) as 3000 / 8000: panel C's sorted Lambda^ then
+        # moved <= 7 % per last fifth from 1600 steps on, but the 3000 / 8000-step runs did not settle: at 3000 steps
+        # the Lambda_2 = 200 runs' loss still fell (0.34 -> 0.24 from 1500 steps) and their top Lambda^ still rose
+        # ~1.3 per 100 steps (AnInfoNCE 76 -> 104 over the last fifth); at 8000 panel D's top ranks still rose ~1.1
+        # per 100 steps (125 of the true 200; 24 % over the last fifth). Lengthened to 8000 / 20000 (set before
+        # those runs): the most the 2 h budget on 2 cores allows, the linear runs getting the most (see the estimate)
+        steps=8000,
         eval_every=100,
         lr_f=1e-3,  # [recon] paper: 1e-4; 10x to converge in a few thousand steps
         lr_metric=0.2,  # [recon] paper: 1e-3; Lambda^ must travel from 0.7 towards ~200
@@ -89,9 +92,10 @@ PROFILE_SETTINGS: dict[str, dict] = {
 }
 SMOKE_LAMBDA2 = (5.0, 50.0)
 QUICK_LAMBDA2 = (5.0, 25.0, 200.0)  # [recon] 3 of the 6 paper-profile values, to fit the 2 h budget
-QUICK_LINEAR_STEPS = 8000  # [recon] panels C, D in quick: their Lambda^ traces settle last (see steps above)
+QUICK_LINEAR_STEPS = 20_000  # [recon] panels C, D in quick: their Lambda^ traces settle last (see steps above)
+QUICK_LINEAR_EVAL_EVERY = 200  # [recon] 100 evaluations per linear run, as for the bimodal ones at 100
 # Figure 3's verdicts wait for the learned Lambda^ too: every run's sorted Lambda^ must have moved by at most
-# this fraction over its last fifth (set before the 3000 / 8000-step quick runs; the calibration's 10 % margin)
+# this fraction over its last fifth (set before the first 3000 / 8000-step quick runs; the calibration's 10 % margin)
 LAMBDA_SETTLE_REL = 0.1
 
 
@@ -100,11 +104,11 @@ def _runs(profile: str, n_seeds: int) -> list[Fig3Spec]:
     lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, LAMBDA2_SWEEP)
     bimodal = lambda losses: [Fig3Spec(experiment="fig3", loss=loss, lambda_kind="bimodal", lam1=5.0, lam2=lam2,  # noqa: E731
                                        seed=seed, **s) for seed in range(n_seeds) for lam2 in lam2s for loss in losses]
-    linear_s = dict(s, steps=QUICK_LINEAR_STEPS) if profile == "quick" else s
+    linear_s = dict(s, steps=QUICK_LINEAR_STEPS, eval_every=QUICK_LINEAR_EVAL_EVERY) if profile == "quick" else s
     linear = [Fig3Spec(experiment="fig3", loss="aninfonce", lambda_kind="linear", lam1=lo, lam2=hi, seed=seed,
                        **linear_s) for seed in range(n_seeds) for lo, hi in LINEAR_RANGES]
-    # the tau = 1 baseline last: on a shared machine the main comparison finishes first
-    return bimodal(LOSSES[:2]) + linear + bimodal(LOSSES[2:])
+    # the long linear runs first (no single long run left at the end of a pool), the tau = 1 baseline last
+    return linear + bimodal(LOSSES[:2]) + bimodal(LOSSES[2:])
 
 
 # ---------------------------------------------------------------- claims
@@ -328,9 +332,9 @@ def reference_fig3(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# quick: estimated from the probe (0.13 s a step on a free core; 3000 and 8000 steps, VAE and KNN), two single-thread
-# workers on 2 cores; paper: an estimate for one GPU
-SECONDS_PER_RUN = {"smoke": 3.0, "quick": 600.0, "paper": 100_000 * 0.03}
+# quick: the 3000 / 8000-step runs took 69 min for 11 (10.6 steps/s on one core, eval every 100 included); at
+# 8000 / 20000 steps, with loss_eval on 8 batches, ~190 core-min for 11 (~95 min on 2 cores); paper: one GPU
+SECONDS_PER_RUN = {"smoke": 3.0, "quick": 1050.0, "paper": 100_000 * 0.03}
 
 register(Experiment(
     id="fig3", title="MNIST through a VAE generator: InfoNCE vs AnInfoNCE", paper_ref="Figure 3 (A-D)", source="recon",
