@@ -98,8 +98,8 @@ def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
 
 
 def measured_quick(exp, results_dir: Path) -> str:
-    """Total wall time of the committed quick runs of ``exp`` and their count
-    (the CSV's provenance), or '–' if none were recorded."""
+    """Total wall time of the committed quick runs of ``exp``'s current grid and their count (the CSV's
+    provenance; runs of an older setting still in the CSV are left out), or '–' if none were recorded."""
 
     try:
         df = results.load_experiment(results_dir, "quick", exp.id)
@@ -108,6 +108,10 @@ def measured_quick(exp, results_dir: Path) -> str:
     if df.empty or "wall_seconds" not in df:
         return "–"
     runs = df.drop_duplicates("run_key")
+    grid = {spec.key for spec in exp.runs("quick", int(pd.to_numeric(runs["seed"]).max()) + 1)}
+    runs = runs[runs["run_key"].astype(str).isin(grid)]
+    if runs.empty:
+        return "–"
     return f"{format_seconds(float(pd.to_numeric(runs['wall_seconds']).sum()))} / {len(runs)}"
 
 
@@ -122,7 +126,7 @@ def cmd_list(exps, results_dir: Path) -> None:
               f"{measured_quick(e, results_dir):>15}  {e.title}")
     print("\nsmoke / quick / paper = estimated compute for one seed, summed over its runs (quick: single-thread "
           "CPU runs, two at a time on 2 cores, so about half of it in wall time; paper: on one GPU where the entry "
-          "says so);\nmeasured quick = summed wall time / number of the runs in results/quick")
+          "says so);\nmeasured quick = summed wall time / number of the runs in results/quick (of the current grid)")
 
 
 def speed_scope(exps, args) -> list:

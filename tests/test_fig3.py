@@ -109,3 +109,21 @@ def test_smoke_fig3_end_to_end(tmp_path, mnist_root, capsys):
     assert main(argv) == 0  # second run: every run cached
     assert "finished" not in capsys.readouterr().out
     assert (res / "smoke" / "fig3.csv").stat().st_mtime_ns == mtime
+
+
+def test_loss_eval_is_the_mean_over_training_size_batches():
+    """loss_eval averages the training loss over eval_samples // batch fixed batches: each batch has
+    its own negatives (the training batch size, so the same log-N scale), and the mean is over them."""
+    from aninfonce.losses import contrastive_loss
+    from aninfonce.trainers.vae_images import eval_pair_batches, paired_loss
+
+    assert eval_pair_batches(Fig3Spec(experiment="fig3", **PROFILE_SETTINGS["quick"])) == 8
+    assert eval_pair_batches(Fig3Spec(experiment="fig3", batch=1000, eval_samples=512)) == 1
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(96, 10, generator=g), torch.randn(96, 10, generator=g)
+    lam = torch.linspace(1.0, 3.0, 10)
+    parts = [float(contrastive_loss(a[i:i + 32], b[i:i + 32], lam)) for i in (0, 32, 64)]
+    assert paired_loss(a, b, lam, 32) == pytest.approx(np.mean(parts), rel=1e-6)
+    assert paired_loss(a, b, lam, 96) == pytest.approx(float(contrastive_loss(a, b, lam)), rel=1e-6)
+    # a batch of its own negatives is not the same as one big batch: the split matters
+    assert abs(paired_loss(a, b, lam, 32) - paired_loss(a, b, lam, 96)) > 0.1
