@@ -104,7 +104,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # would freeze Lambda^ and hide that.
         # Probes after the 10-epoch runs (AnInfoNCE seed 0, one run each, not committed results): the rank
         # cascade comes with the end of the network's cosine, not with too few epochs. At 20 epochs (lr_metric
-        # 0.1) the sorted Lambda^ sat still from epoch 4 to 12 (ranks 3.21, 5.42, 5.51 unchanged), then three
+        # 0.1) the sorted Lambda^ sat still from epoch 4 to 12 (ranks at 3.2, 5.4, 5.5, within 0.1), then three
         # more ranks fell from epoch 12 on (3.2 -> 1.7, 5.4 -> 1.9, 5.5 -> 2.3; rule 168 %, top rank 8 %),
         # as the network's lr fell below about a third of its peak. A faster Lambda^ does not finish it either: at
         # lr_metric 0.3 (10 epochs) 9 ranks < 1 % of the top, still falling (61 %); at 1.0, 23 ranks collapse
