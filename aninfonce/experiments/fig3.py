@@ -58,7 +58,7 @@ from ..plots import (
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.vae import tile
 from ..trainers.vae_images import Fig3Spec, train_fig3
-from ..verdicts import unsettled_runs
+from ..verdicts import SETTLED_FRACTION, unsettled_runs
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1")
@@ -260,7 +260,7 @@ def _panel_lambda(ax, df: pd.DataFrame, lo: float, hi: float, panel: str) -> Non
     n_dims = lam["dim"].nunique()
     last = float(pd.to_numeric(lam["step"]).max())
     # the window the settle rule reads (LAMBDA_SETTLE_REL over the last fifth)
-    ax.axvspan(0.8 * last, last, color="0.92", zorder=0, label="last fifth (settle rule)")
+    ax.axvspan(SETTLED_FRACTION * last, last, color="0.92", zorder=0, label="last fifth (settle rule)")
     plot_lambda_traces(ax, df, np.linspace(lo, hi, n_dims), legend_loc="upper left")
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
