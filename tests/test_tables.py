@@ -4,7 +4,9 @@ smoke run of each entry through the CLI."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import os
 import pickle
 import re
@@ -352,6 +354,35 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     resumed = train_imagessl(spec, ctx("b"))
     strip = lambda rows: [(r["step"], r["metric"], round(r["value"], 5)) for r in rows]  # noqa: E731
     assert strip(resumed) == strip(full)
+
+
+def test_hold_epochs_freeze_the_network_while_lambda_trains(tmp_path):
+    """The last ``hold_epochs`` run the network at lr 0 (its weights unchanged)
+    while Adam still moves Lambda^; before them the cosine reaches 0."""
+    spec = ImageSSLSpec(experiment="t", dataset="cifar10", synthetic_files=True, arch="smallcnn", width=4,
+                        augment="cifar10", image_size=16, epochs=4, batch=8, steps_per_epoch_limit=2,
+                        warmup_epochs=0.0, hold_epochs=2.0, proj_hidden=16, proj_dim=4, probe_iters=5, knn_k=3,
+                        recovery_views=16, log_every=1, num_workers=0, train_limit=40)
+    saved = []
+
+    class KeepsEachCheckpoint(RunContext):
+        def save_checkpoint(self, state):
+            saved.append(copy.deepcopy(state["model"]))
+
+    ctx = KeepsEachCheckpoint(device=torch.device("cpu"), checkpoint_path=tmp_path / "ck.pt",
+                              artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+    rows = train_imagessl(spec, ctx)
+    lrs = [r["value"] for r in sorted((r for r in rows if r["metric"] == "lr"), key=lambda r: r["step"])]
+    # 8 steps, the last 4 held: the cosine over steps 0-4 (lr logged after each step), then 0
+    cosine = [0.5 * (1 + math.cos(math.pi * s / 4)) * 0.03 * 8 / 256 for s in (1, 2, 3)]
+    assert lrs == pytest.approx(cosine + [0.0] * 5, abs=1e-12)
+    before, after = saved[1], saved[2]  # checkpoints after epochs 2 and 3 (steps 4 and 6)
+    weights = [k for k in before if not k.startswith("metric.") and "running" not in k and "num_batches" not in k]
+    assert weights and all(torch.equal(before[k], after[k]) for k in weights)
+    metric = [k for k in before if k.startswith("metric.")]
+    assert metric and any(not torch.equal(before[k], after[k]) for k in metric)
+    with pytest.raises(ValueError, match="hold_epochs"):
+        dataclasses.replace(spec, hold_epochs=4.0)
 
 
 # ---------------------------------------------------------------- entries end to end
