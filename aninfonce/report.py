@@ -14,7 +14,7 @@ from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
-from .verdicts import LAMBDA_RANK_FLOOR, Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
+from .verdicts import LAMBDA_RANK_FLOOR, SETTLE_WINDOW, SETTLED_FRACTION, Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 # smoke numbers are deterministic on one machine; the tolerance absorbs
@@ -193,7 +193,9 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     rules += [f"in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}" for rel, ids in by_rel.items()]
     if by_rel:
         rules[-1] += f" (each rank against its final value, floored at {LAMBDA_RANK_FLOOR:.0%} of the top rank)"
-    settle = (f"every judged run moved {', and '.join(rules)} over its last fifth; else NOT SETTLED" if rules
+    settle = (f"every judged run moved {', and '.join(rules)} over its last fifth (the mean over its last "
+              f"{SETTLE_WINDOW:.0%} of steps against the mean over the {SETTLE_WINDOW:.0%} ending at "
+              f"{SETTLED_FRACTION:.0%}); else NOT SETTLED" if rules
               else "no settle rule in these entries")
     parts += [f"**Claims: {summary(verdicts)}.** Each claim is judged on the seeds whose whole grid has run (a "
               "seed still partly run is left out and named; none complete = NO DATA) and, where the entry says so, on settled "

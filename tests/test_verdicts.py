@@ -192,6 +192,36 @@ def test_verdicts_wait_for_settled_training():
     assert v.status == "PASS"
 
 
+def test_settle_rules_read_window_means_so_noise_is_not_a_trend():
+    """Evaluation jitter of +-0.03 around a plateau (101 evaluations) moved two
+    single points by 0.06, past a 0.02 tolerance; the window means (the last
+    5 % of steps against the 5 % ending at 80 %) do not, while a trend of the
+    same size is still caught, at its full size."""
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import moving_lambda, moving_runs
+
+    key = RunSpec(experiment="t", seed=0).key
+    steps = np.arange(101) * 100
+
+    def table(values, metric="loss_eval"):
+        return pd.DataFrame({"run_key": key, "seed": 0, "step": steps, "metric": metric, "value": values,
+                             "protocol": None})
+
+    # alternating signs, the phase shifted after step 8000 (still noise about a flat mean)
+    sign = np.where(np.arange(101) <= 80, (-1.0) ** np.arange(101), -((-1.0) ** np.arange(101)))
+    jitter = 3.0 + 0.03 * sign
+    assert jitter[80] - jitter[-1] == pytest.approx(0.06)  # what the two-point rule saw
+    assert moving_runs(table(jitter), "loss_eval", 0.02) == {}
+    trend = jitter - np.clip(steps - 8000, 0, None) / 2000 * 0.1  # falls 0.1 over the last fifth
+    assert moving_runs(table(trend), "loss_eval", 0.02) == {key: pytest.approx(-0.1, abs=0.02)}
+    # the same for a Lambda^ rank that jitters by 20 % of itself around 5 beside a still top rank of 50
+    # (two points: 6 -> 4, 50 % of the end value; window means 5.2 -> 4.8, 8 %)
+    lam = pd.concat([table(5.0 * (1 + 0.2 * sign), "lambda_hat/0"),
+                     table(np.full(101, 50.0), "lambda_hat/1")])
+    assert moving_lambda(lam, 0.1) == {}
+    assert moving_lambda(lam, 0.05) == {key: pytest.approx(0.4 / 4.8)}
+
+
 def test_verdicts_wait_for_the_learned_lambda_to_settle():
     """An entry with settle_lambda_rel (Figure 3): a run whose sorted Lambda^ still moved
     by more than that fraction over its last fifth makes its verdicts NOT SETTLED, even
