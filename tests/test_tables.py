@@ -4,7 +4,6 @@ smoke run of each entry through the CLI."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
@@ -356,33 +355,26 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
     assert strip(resumed) == strip(full)
 
 
-def test_hold_epochs_freeze_the_network_while_lambda_trains(tmp_path):
-    """The last ``hold_epochs`` run the network at lr 0 (its weights unchanged)
-    while Adam still moves Lambda^; before them the cosine reaches 0."""
+def test_constant_lr_schedule_keeps_the_peak_after_warm_up(tmp_path):
+    """lr_schedule="constant": the warm-up, then the peak lr to the last step
+    (no anneal); "cosine" (the default) reaches 0 at the last step."""
     spec = ImageSSLSpec(experiment="t", dataset="cifar10", synthetic_files=True, arch="smallcnn", width=4,
-                        augment="cifar10", image_size=16, epochs=4, batch=8, steps_per_epoch_limit=2,
-                        warmup_epochs=0.0, hold_epochs=2.0, proj_hidden=16, proj_dim=4, probe_iters=5, knn_k=3,
-                        recovery_views=16, log_every=1, num_workers=0, train_limit=40)
-    saved = []
+                        augment="cifar10", image_size=16, epochs=2, batch=8, steps_per_epoch_limit=2,
+                        warmup_epochs=1.0, lr_schedule="constant", proj_hidden=16, proj_dim=4, probe_iters=5,
+                        knn_k=3, recovery_views=16, log_every=1, num_workers=0, train_limit=40)
 
-    class KeepsEachCheckpoint(RunContext):
-        def save_checkpoint(self, state):
-            saved.append(copy.deepcopy(state["model"]))
+    def lrs(spec):
+        ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / spec.key / "ck.pt",
+                         artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+        rows = train_imagessl(spec, ctx)
+        return [r["value"] for r in sorted((r for r in rows if r["metric"] == "lr"), key=lambda r: r["step"])]
 
-    ctx = KeepsEachCheckpoint(device=torch.device("cpu"), checkpoint_path=tmp_path / "ck.pt",
-                              artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
-    rows = train_imagessl(spec, ctx)
-    lrs = [r["value"] for r in sorted((r for r in rows if r["metric"] == "lr"), key=lambda r: r["step"])]
-    # 8 steps, the last 4 held: the cosine over steps 0-4 (lr logged after each step), then 0
-    cosine = [0.5 * (1 + math.cos(math.pi * s / 4)) * 0.03 * 8 / 256 for s in (1, 2, 3)]
-    assert lrs == pytest.approx(cosine + [0.0] * 5, abs=1e-12)
-    before, after = saved[1], saved[2]  # checkpoints after epochs 2 and 3 (steps 4 and 6)
-    weights = [k for k in before if not k.startswith("metric.") and "running" not in k and "num_batches" not in k]
-    assert weights and all(torch.equal(before[k], after[k]) for k in weights)
-    metric = [k for k in before if k.startswith("metric.")]
-    assert metric and any(not torch.equal(before[k], after[k]) for k in metric)
-    with pytest.raises(ValueError, match="hold_epochs"):
-        dataclasses.replace(spec, hold_epochs=4.0)
+    peak = 0.03 * 8 / 256  # lr 0.03 x batch / 256; the lr logged after each of the 4 steps (2 of warm-up)
+    assert lrs(spec) == pytest.approx([peak, peak, peak, peak], abs=1e-12)
+    cosine = [0.5 * (1 + math.cos(math.pi * s / 2)) * peak for s in (0, 1)]
+    assert lrs(dataclasses.replace(spec, lr_schedule="cosine")) == pytest.approx([peak, *cosine, 0.0], abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        dataclasses.replace(spec, lr_schedule="step")
 
 
 # ---------------------------------------------------------------- entries end to end

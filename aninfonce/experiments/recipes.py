@@ -45,9 +45,9 @@ OURS = "ours"
 
 # The settings a recipe consists of (plumbing such as loader workers, log
 # cadence or smoke-only limits is not part of it).
-RECIPE_FIELDS = ("arch", "epochs", "batch", "lr", "momentum", "weight_decay", "warmup_epochs", "proj_hidden",
-                 "proj_dim", "lambda_init", "lr_metric", "probe_train", "probe_test", "probe_iters", "probe_l2",
-                 "knn_k", "recovery_views")
+RECIPE_FIELDS = ("arch", "epochs", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "warmup_epochs",
+                 "proj_hidden", "proj_dim", "lambda_init", "lr_metric", "probe_train", "probe_test", "probe_iters",
+                 "probe_l2", "knn_k", "recovery_views")
 AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(augment_config("cifar10")))
 
 _COMMON = {
@@ -74,6 +74,7 @@ SOURCES: dict[str, dict[str, tuple[str, str]]] = {
         "epochs": (SOLO, "the length behind the 90.7-91 % SimCLR reference point"),
         "batch": (OURS, "the quote names no batch; 512 pairs"),
         "lr": (QUOTE, "0.03 x batch / 256, cosine schedule"),
+        "lr_schedule": (QUOTE, "cosine decay to 0"),
         "weight_decay": (QUOTE, "5e-4"),
         "warmup_epochs": (OURS, "linear warm-up before the cosine; the quote names none"),
         "proj_hidden": (OURS, "projection MLP hidden width (solo-learn's is also 2048)"),
@@ -92,6 +93,7 @@ SOURCES: dict[str, dict[str, tuple[str, str]]] = {
         "epochs": (SIMSIAM, "100 epochs"),
         "batch": (OURS, "1024 pairs (SimSiam: 512; the lr scales with the batch)"),
         "lr": (SIMSIAM, "0.05 x batch / 256, cosine schedule"),
+        "lr_schedule": (SIMSIAM, "cosine decay to 0"),
         "weight_decay": (SIMSIAM, "1e-4"),
         "warmup_epochs": (OURS, "linear warm-up before the cosine"),
         "proj_hidden": (OURS, "projection MLP hidden width = ResNet-50's feature width"),

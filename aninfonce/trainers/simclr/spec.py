@@ -26,9 +26,8 @@ class ImageSSLSpec(RunSpec):
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: float = 10.0
-    # the last ``hold_epochs`` train Lambda^ alone: the network's cosine ends that early and its lr stays 0,
-    # so Lambda^ reaches its optimum for the final network (0 = the cosine runs to the last step) [recon]
-    hold_epochs: float = 0.0
+    # the network's lr after the warm-up: "cosine" to 0 at the last step, or "constant" (no anneal) [recon]
+    lr_schedule: str = "cosine"
     lr_metric: float = 1e-2  # Adam on theta of Lambda^ [recon]; the network uses SGD
     lambda_init: float = 5.0  # Lambda^ starts at 1 / 0.2: every loss starts as SimCLR with tau = 0.2 [recon]
     proj_hidden: int = 2048
@@ -57,9 +56,8 @@ class ImageSSLSpec(RunSpec):
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        if not 0 <= self.hold_epochs < self.epochs - self.warmup_epochs:
-            raise ValueError(f"hold_epochs {self.hold_epochs} must be >= 0 and leave the cosine some of the "
-                             f"{self.epochs} epochs after {self.warmup_epochs} of warm-up")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose 'cosine' or 'constant'")
         if self.augment_on not in ("loader", "device"):
             raise ValueError(f"unknown augment_on {self.augment_on!r}; choose 'loader' or 'device'")
         if self.augment not in augmentations.AUGMENTS:

@@ -23,17 +23,15 @@ from .model import SimCLRNet, build_model
 from .spec import ImageSSLSpec
 
 
-def _lr_lambda(total: int, warmup: int, hold: int = 0) -> Callable[[int], float]:
-    """The network's lr factor at a step: linear warm-up, a cosine to 0 at
-    ``total - hold``, then 0 (the network frozen) for the last ``hold`` steps."""
-    end = total - hold
-
+def _lr_lambda(total: int, warmup: int, schedule: str = "cosine") -> Callable[[int], float]:
+    """The network's lr factor at a step: linear warm-up, then a cosine to 0
+    at ``total`` (or 1 throughout, for ``schedule="constant"``)."""
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if step >= end:
-            return 0.0
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, end - warmup)))
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
     return f
 
 
@@ -78,7 +76,7 @@ def train_imagessl(spec: ImageSSLSpec, ctx) -> list[dict[str, Any]]:
     sgd = torch.optim.SGD(net_params, lr=spec.lr * spec.batch / 256, momentum=spec.momentum,
                           weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(sgd, _lr_lambda(total, round(spec.warmup_epochs * steps_per_epoch),
-                                                              round(spec.hold_epochs * steps_per_epoch)))
+                                                              spec.lr_schedule))
     metric_params = list(model.metric.parameters())
     adam = torch.optim.Adam(metric_params, lr=spec.lr_metric) if metric_params else None
     trained = {"model": model, "sgd": sgd, "sched": sched, **({"adam": adam} if adam is not None else {})}
