@@ -118,7 +118,9 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # warm-up the network's lr stays at its peak, the regime in which the 20-epoch probe's sorted Lambda^
         # sat still (epochs 4-12, lr 0.97-0.5 of the peak), so the last fifth tests whether Lambda^ tracks the
         # network at its operating point. The cascade under an anneal is a finding of these probes (README),
-        # not something the committed quick grid shows.
+        # not something the committed quick grid shows. Outcome (3 x 3 grid, 80 min on 2 cores): 8 of 9 runs
+        # pass the rule (AnInfoNCE seeds 0 / 1: 7.5 / 7.8 %; learned temperatures 8.5-8.7 %); AnInfoNCE seed 2
+        # fails at 21 % through one rank below 1 % of the top still decaying (0.26 -> 0.17, top 44).
         "quick": dict(dataset="mnist", arch="smallcnn", width=16, augment="mnist", epochs=10, batch=256, lr=0.3,
                       lr_schedule="constant",
                       lr_metric=0.1, weight_decay=5e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64,
@@ -131,8 +133,8 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
 # [recon] seconds per run: smoke/quick on 2 CPU cores (quick: one core per run under the pool). MNIST
 # quick measured: 22-23 min wall per run with its 3 runs in parallel (--jobs 3) beside another quick
 # profile and a test suite on the same 2 cores (load 8-10), i.e. about 8 min of one free core per run at
-# 2 epochs; at 4 epochs 450-645 s a run (2 runs at a time on 2 cores); at the 10 quick now trains 12-16 min
-# (78 min for the 9 runs on 2 cores);
+# 2 epochs; at 4 epochs 450-645 s a run (2 runs at a time on 2 cores); at the 10 quick now trains 11-20 min
+# (80 min for the 9 runs on 2 cores beside a third training process, 78 min with the cosine);
 # paper = GPU seconds on one H200, measured by benchmarks/gpu_epoch_throughput.py on 2026-11-29
 # (benchmarks/measured/h200-2026-11-29/; training steps only, rounded up for the evaluation):
 # CIFAR10 2.7 s/epoch x 1000 epochs (loader kept up); ImageNet 564 s/epoch x 100 epochs (ResNet-50,
