@@ -183,8 +183,9 @@ def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
 # For a trend that is the two points' difference (the windows are the same shape, a fifth apart); for
 # evaluation noise it is smaller by about the square root of the window's evaluations. Comparing two single
 # evaluations, as the rules first did, failed a stationary trace whenever its evaluation-to-evaluation
-# jitter came near the tolerance, at any length of training (Figure 3's linear runs at 20,000 steps: the
-# smallest Lambda^ rank at Lambda^ lr 0.2 jittered by ~10-30 % of itself between evaluations; issue 10.4).
+# jitter came near the tolerance, at any length of training (Figure 3's linear runs at 20,000 steps: over
+# the last fifth the smallest Lambda^ rank at Lambda^ lr 0.2 wandered 5.3-6.5 and 4.3-7.0, sd 5 % and 14 % of
+# its mean, with no trend; evaluation-to-evaluation changes up to 16 % and 28 %; issue 10.4).
 # Changed after those runs, with every verdict it re-judged listed in its commit.
 SETTLE_WINDOW = 0.05
 
