@@ -108,8 +108,7 @@ def measured_quick(exp, results_dir: Path) -> str:
     if df.empty or "wall_seconds" not in df:
         return "–"
     runs = df.drop_duplicates("run_key")
-    grid = {spec.key for spec in exp.runs("quick", int(pd.to_numeric(runs["seed"]).max()) + 1)}
-    runs = runs[runs["run_key"].astype(str).isin(grid)]
+    runs = runs[runs["run_key"].astype(str).isin(exp.grid_keys("quick", runs))]
     if runs.empty:
         return "–"
     return f"{format_seconds(float(pd.to_numeric(runs['wall_seconds']).sum()))} / {len(runs)}"
@@ -167,9 +166,8 @@ def cmd_adopt(exps, args) -> None:
         df, _ = results.read_runs(src)
         if df.empty:
             continue
-        n = int(pd.to_numeric(df["seed"]).max()) + 1
-        grid = {s.key for s in exp.grid(args.profile, n, args.speed)}
-        added = results.adopt_runs(src, results.csv_path(args.results_dir, args.profile, exp.id), keys=grid)
+        added = results.adopt_runs(src, results.csv_path(args.results_dir, args.profile, exp.id),
+                                   keys=exp.grid_keys(args.profile, df, args.speed))
         print(f"{exp.id}: adopted {len(added)} finished run(s) from {src}" + (f" ({', '.join(added)})" if added else ""))
 
 

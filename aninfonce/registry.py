@@ -103,6 +103,12 @@ class Experiment:
 
         return [apply(s, speed) for s in self.runs(profile, n_seeds)]
 
+    def grid_keys(self, profile: str, df, speed: str = "exact") -> set[str]:
+        """Run keys of the current grid for every seed up to the largest in the
+        results table ``df``: rows of any other key are stale (an older setting)."""
+        n_seeds = int(pd.to_numeric(df["seed"]).max()) + 1
+        return {s.key for s in self.grid(profile, n_seeds, speed)}
+
     def seconds(self, spec: RunSpec, profile: str) -> float:
         """The estimated compute of one run of ``profile``."""
         weight = 1.0 if self.run_cost is None else self.run_cost(spec, profile)

@@ -35,9 +35,7 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
                   + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")
             df = df[~df["run_key"].astype(str).isin(bad)]
         if not df.empty:
-            n_seeds = int(pd.to_numeric(df["seed"]).max()) + 1
-            current = {s.key for s in e.grid(profile, n_seeds, speed)}
-            stale = ~df["run_key"].astype(str).isin(current)
+            stale = ~df["run_key"].astype(str).isin(e.grid_keys(profile, df, speed))
             if stale.any():
                 print(f"note: ignoring {df.loc[stale, 'run_key'].nunique()} stale run(s) in {e.id} "
                       f"(spec no longer in the {profile} grid)")
