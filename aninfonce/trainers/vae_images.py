@@ -77,8 +77,8 @@ class Fig3Spec(RunSpec):
 
 # Per-profile training settings live in aninfonce/experiments/fig3.py (PROFILE_SETTINGS). `paper` documents a
 # full-size run [recon: the paper's settings for Figure 3 are not known; optimiser and batch follow the
-# synthetic [code]]; `quick` trains the whole figure in about 77 min on 2 CPU cores; `smoke` exercises the
-# plumbing on a few hundred real images.
+# synthetic [code]]; `quick` trains the whole figure in about 3.2 h of single-core compute (see
+# fig3.SECONDS_PER_RUN); `smoke` exercises the plumbing on a few hundred real images.
 # ---------------------------------------------------------------- models
 class ConvEncoder(nn.Module):
     """f: two stride-2 4x4 convs, a hidden linear layer, LeakyReLU(0.01), output
