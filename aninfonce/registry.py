@@ -39,10 +39,20 @@ class Claim:
     # claim before its runs: "all" seeds pass, a "majority" passes, or "pooled"
     # (the check compares across seeds itself, e.g. a trajectory against our range)
     rule: str = "all"
+    # the rows of the runs ``check`` reads; None = every run of the entry. The verdict is judged on these
+    # rows only -- the check sees nothing else, so the scope cannot leave out a run the check uses -- and
+    # the entry's settle rules then wait on these runs only (a claim on Figure 3's linear runs does not
+    # wait for its Lambda_2 = 200 runs)
+    reads: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    # overrides the entry's ``judged_steps`` for a claim on numbers measured once, after training
+    # (Figure 3's KNN accuracy): judged at the last step only; None = the entry's
+    judged_steps: str | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"{self.id}: rule must be one of {RULES}")
+        if self.judged_steps not in (None, "every", "final"):
+            raise ValueError(f"{self.id}: judged_steps must be None, every or final")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +84,7 @@ class Experiment:
     # claims are judged on seeds whose whole grid has run (verdicts.complete_seeds);
     # False for an entry whose claims judge each run on its own (calibration)
     judge_whole_grids: bool = True
-    # a verdict needs settled training (verdicts.moving_runs): every judged run
+    # a verdict needs settled training (verdicts.moving_runs): every judged run (of those the claim reads)
     # moved this metric by at most settle_tol over its last fifth; None = no such test
     settle_metric: str | None = None
     settle_tol: float = 0.02

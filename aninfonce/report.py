@@ -191,7 +191,7 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     rules += [f"in {' and '.join(ids)} its sorted learned Λ̂ by at most {rel:.0%}" for rel, ids in by_rel.items()]
     if by_rel:
         rules[-1] += f" (each rank against its final value, floored at {LAMBDA_RANK_FLOOR:.0%} of the top rank)"
-    settle = (f"every judged run moved {', and '.join(rules)} over its last fifth (the mean over its last "
+    settle = (f"every run the claim reads moved {', and '.join(rules)} over its last fifth (the mean over its last "
               f"{SETTLE_WINDOW:.0%} of steps against the mean over the {SETTLE_WINDOW:.0%} ending at "
               f"{SETTLED_FRACTION:.0%}); else NOT SETTLED" if rules
               else "no settle rule in these entries")

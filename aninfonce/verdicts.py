@@ -17,14 +17,15 @@ evaluates it the way a reader needs:
   the last fifth of training -- or whose count of passing seeds still did --
   is NOT SETTLED, counted apart from PASS / FAIL;
 - **on settled training**: for an entry that names a ``settle_metric`` (the
-  evaluation loss of the synthetic entries), every judged run must have
+  evaluation loss of the synthetic entries), every run the claim reads
+  (``Claim.reads``; by default every run of the entry) must have
   moved it by at most ``settle_tol`` over its last fifth of steps (the mean
   over its last 5 % of steps against the mean over the 5 % ending at 80 %:
   ``SETTLE_WINDOW``, so evaluation noise does not pass for a trend); otherwise
   each of its verdicts is NOT SETTLED -- a verdict that has not flipped yet
   says nothing while training is still under way. An entry whose claims read
-  the learned Lambda^ (Figure 3) also names ``settle_lambda_rel``: every
-  run's sorted Lambda^ must have moved by at most that fraction over its
+  the learned Lambda^ (Figure 3) also names ``settle_lambda_rel``: the
+  sorted Lambda^ of every run the claim reads must have moved by at most that fraction over its
   last fifth (each rank against its final value, floored at 1 % of the
   largest rank: ``LAMBDA_RANK_FLOOR``).
 
@@ -275,7 +276,6 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
-        unsettled = "; ".join(why for _, why in _settle_breaches(exp, df))
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -283,7 +283,9 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                 out.append(Verdict(experiment=exp.id, claim=claim.id, text=claim.text, rule=claim.rule,
                                    status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
-            v = evaluate_claim(exp.id, claim, df, exp.judged_steps)
+            read = claim.reads(df) if claim.reads is not None and not df.empty else df
+            unsettled = "; ".join(why for _, why in _settle_breaches(exp, read))
+            v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps)
             if unsettled and v.status in ("PASS", "FAIL"):
                 v = dataclasses.replace(v, status="NOT SETTLED",
                                         measured=f"{v.measured} [training not settled: {unsettled}]")
@@ -331,6 +333,10 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
             frac[i, j] = f
             if ok:
                 dots.append((j, i))
+        # a claim judged at fewer steps than the entry logs (one reading runs evaluated less often): its
+        # colour holds from one of its steps to the next, the dots marking where it was judged
+        judged = np.flatnonzero(~np.isnan(frac[i]))
+        frac[i, judged[0]:judged[-1] + 1] = pd.Series(frac[i, judged[0]:judged[-1] + 1]).ffill().to_numpy()
     fig, ax = plt.subplots(figsize=(min(2 + 0.22 * len(steps), 14), 0.8 + 0.32 * len(rows)))
     im = ax.imshow(frac, aspect="auto", cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
     if dots:

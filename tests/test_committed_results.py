@@ -42,7 +42,7 @@ def test_plot_only_from_committed_quick_results(tmp_path):
                 assert any(f"**{s}**" in line for s in ("PASS", "FAIL", "NOT SETTLED", "NO DATA")), line
     assert "**Claims: " in report
     # the header states each settle rule from the registry, not from a literal
-    assert ("every judged run moved its evaluation loss by at most 0.02, and in `fig3` and `mnist-standin-table` "
+    assert ("every run the claim reads moved its evaluation loss by at most 0.02, and in `fig3` and `mnist-standin-table` "
             "its sorted learned Λ̂ by at most 10% (each rank against its final value, floored at 1% of the top "
             "rank) over its last fifth") in report
 

@@ -127,3 +127,23 @@ def test_loss_eval_is_the_mean_over_training_size_batches():
     assert paired_loss(a, b, lam, 96) == pytest.approx(float(contrastive_loss(a, b, lam)), rel=1e-6)
     # a batch of its own negatives is not the same as one big batch: the split matters
     assert abs(paired_loss(a, b, lam, 32) - paired_loss(a, b, lam, 96)) > 0.1
+
+
+def test_each_claim_reads_the_runs_it_compares():
+    """Figure 3's claims name the runs they read (Claim.reads), so a claim waits only on those runs'
+    settling. On the committed quick results each check gives the same verdict on its runs alone as on
+    the whole grid, and every claim reads fewer runs than the grid has (panels C / D: their linear run)."""
+    import aninfonce.experiments  # noqa: F401  (registers the entries)
+    from aninfonce.registry import all_experiments
+
+    exp = all_experiments()["fig3"]
+    df = pd.read_csv(ROOT / "results" / "quick" / "fig3.csv", dtype={"run_key": str}, low_memory=False)
+    df = df[df["run_key"].isin(exp.grid_keys("quick", df))]
+    n_runs = df["run_key"].nunique()
+    assert n_runs == len(exp.grid("quick"))
+    for claim in exp.claims:
+        read = claim.reads(df)
+        assert 0 < read["run_key"].nunique() < n_runs, claim.id
+        assert claim.check(read).passed == claim.check(df).passed, claim.id
+    linear = {c.id: c.reads(df) for c in exp.claims if c.id.endswith("lambda-order")}
+    assert all(set(r["lambda_kind"]) == {"linear"} and r["run_key"].nunique() == 1 for r in linear.values())

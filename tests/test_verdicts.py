@@ -1,5 +1,7 @@
 """Verdicts per seed, over training, at the printed precision (issue 11)."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -260,6 +262,50 @@ def test_verdicts_wait_for_the_learned_lambda_to_settle():
     vanished = table([[20, 5], [20, 1], [20, 0.1], [20, 0.04], [20, 0.02], [20, 0.01]])
     assert moving_lambda(vanished, 0.1) == {}
     assert moving_lambda(vanished, 0.04) == {spec.key: pytest.approx(0.05)}
+
+
+def test_a_claim_waits_only_on_the_runs_it_reads():
+    """Claim.reads scopes a verdict: the settle rules judge only the runs the
+    claim reads (a claim on settled runs is not held NOT SETTLED by another
+    run of the entry), and the check sees only those rows, so a scope that
+    leaves out a run the check needs cannot pass. A claim-level
+    judged_steps="final" judges a number measured once at the last step."""
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+    from aninfonce.verdicts import evaluate_claims
+
+    still, moving = RunSpec(experiment="t-still", seed=0), RunSpec(experiment="t-moving", seed=0)
+    assert still.key != moving.key
+
+    def run(spec, losses):
+        return [{"run_key": spec.key, "seed": 0, "step": 1000 * i, "metric": m, "value": v, "protocol": None}
+                for i, loss in enumerate(losses) for m, v in (("x", 1.0), ("loss_eval", loss))]
+
+    df = pd.DataFrame(run(still, [5.0, 4.0, 3.9, 3.9, 3.9, 3.9]) + run(moving, [5.0, 4.8, 4.6, 4.4, 4.2, 4.0]))
+    only = {k: (lambda d, k=k: d[d["run_key"] == k]) for k in (still.key, moving.key)}
+    needs_both = Claim("both", "x of both runs >= 0.5", lambda d: ClaimResult(
+        bool(d["run_key"].nunique() == 2 and d["value"][d["metric"] == "x"].min() >= 0.5), "m"))
+    claims = (Claim("all-runs", "x >= 0.5", _claim().check), Claim("on-still", "x >= 0.5", _claim().check,
+              reads=only[still.key]), Claim("on-moving", "x >= 0.5", _claim().check, reads=only[moving.key]),
+              dataclasses.replace(needs_both, id="scoped-too-narrow", reads=only[still.key]))
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [still, moving],
+                     execute=None, plot=lambda *a: [], claims=claims, settle_metric="loss_eval", settle_tol=0.02)
+    v = {x.claim: x for x in evaluate_claims([exp], {"t": df}, "quick")}
+    assert v["all-runs"].status == "NOT SETTLED" and "in 1 of 2 runs" in v["all-runs"].measured
+    assert v["on-still"].status == "PASS"
+    assert v["on-moving"].status == "NOT SETTLED" and "in 1 of 1 runs" in v["on-moving"].measured
+    assert v["scoped-too-narrow"].status == "FAIL"  # the check saw one run only
+    # a number logged only at the last step: over training its absence reads as failing steps
+    # (NOT SETTLED, "holds since" the last step); judged at the end it is one evaluation
+    last = df.assign(value=np.where((df["metric"] == "x") & (df["step"] < 5000), np.nan, df["value"]))
+    last = last.dropna(subset=["value"])
+    end_only = Claim("end", "x >= 0.5", _claim().check, reads=only[still.key])
+    exp2 = dataclasses.replace(exp, claims=(end_only, dataclasses.replace(end_only, judged_steps="final")))
+    over_training, at_end = evaluate_claims([exp2], {"t": last}, "quick")
+    assert over_training.status == "NOT SETTLED" and over_training.since_step == 5000
+    assert (at_end.status, at_end.since()) == ("PASS", "5,000 (one evaluation)")
+    with pytest.raises(ValueError, match="judged_steps"):
+        Claim("bad", "t", _claim().check, judged_steps="sometimes")
 
 
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
