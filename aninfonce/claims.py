@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .frames import final_step, indexed_metric, select, with_latent  # noqa: F401  (select: C.select in claims)
+from .frames import final_step, indexed_metric, select, with_latent
 from .metrics import HELD_OUT
 
 
@@ -44,6 +44,19 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
 # "kept" (the mixing alone scores about 0.4-0.7). Figure 2, the hard negatives,
 # the ensembles and the authors' setting all use it.
 KEPT = 0.85
+
+
+def runs_matching(*wheres: dict):
+    """A ``Claim.reads``: every row of the runs that match any of ``wheres``
+    (column -> value, as ``select``). A value may be a function of the whole
+    table returning the value, e.g. the largest Lambda_2 the table sweeps."""
+    def reads(df: pd.DataFrame) -> pd.DataFrame:
+        keys: set[str] = set()
+        for where in wheres:
+            resolved = {col: val(df) if callable(val) else val for col, val in where.items()}
+            keys |= set(select(df, **resolved)["run_key"].astype(str))
+        return df[df["run_key"].astype(str).isin(keys)]
+    return reads
 
 
 def at_least(value: float, threshold: float, places: int = 3) -> bool:

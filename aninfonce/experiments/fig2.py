@@ -189,18 +189,32 @@ def linear_mcc(df: pd.DataFrame) -> ClaimResult:
     return ClaimResult(C.at_least(m, 0.9), C.fmt(mcc=m, r2_all=r2) + " (authors: MCC 0.990, R^2 0.998)")
 
 
+def _largest(df: pd.DataFrame) -> float:
+    return (swept(df) or [np.nan])[-1]
+
+
+# Each claim names the runs it reads (Claim.reads), so its verdict waits only on those runs' settling: the
+# fixed-temperature baselines settle within 10k steps while AnInfoNCE and the learned scalar do not (added
+# after the seed-0 quick runs, with Figure 3's; the verdicts it re-judged are in its commit).
 FIG2_CLAIMS = (
-    Claim("fig2.anin-keeps-all", f"AnInfoNCE keeps content and style: R^2 >= {KEPT} at every Lambda_2 (held-out R^2)", _anin_keeps_both),
+    Claim("fig2.anin-keeps-all", f"AnInfoNCE keeps content and style: R^2 >= {KEPT} at every Lambda_2 (held-out R^2)",
+          _anin_keeps_both, reads=C.runs_matching(dict(loss="aninfonce"))),
     *(Claim(f"fig2.loses-style.{loss}", f"{LOSS_LABELS[loss]}: style R^2 falls as Lambda_2 grows "
-            f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from the smallest to the largest Lambda_2 swept: 5 to 200; quick: 5 to 100)", _infonce_loses_style(loss))
+            f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from the smallest to the largest Lambda_2 swept: 5 to 200; "
+            "quick: 5 to 100)", _infonce_loses_style(loss), reads=C.runs_matching(dict(loss=loss)))
       for loss in LOSSES if loss != "aninfonce"),
-    *(Claim(f"fig2.anin-beats.{loss}", f"at the largest Lambda_2 swept (200; quick: 100) AnInfoNCE's style R^2 exceeds {LOSS_LABELS[loss]}'s by >= {LOST_DROP}",
-            _anin_beats_infonce(loss)) for loss in LOSSES if loss != "aninfonce"),
-    Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth minimum "
-          "on the same evaluation batch", _loss_reaches_minimum),
-    Claim("fig2D.lambda-separates", "Lambda_2 = 25: every content Lambda^ exceeds every style Lambda^, mean ratio in [2.5, 10] (true 5)", _lambda_separates),
-    Claim("fig2.block-orthogonal", f"Lambda_2 = 25: each block predicted from its own matched dims (R^2 >= {KEPT}), not from "
-          f"the other block's (R^2 <= {BLOCK_LEAK}), MCC <= 0.85: identified up to a block-orthogonal map", _block_orthogonal),
+    *(Claim(f"fig2.anin-beats.{loss}", f"at the largest Lambda_2 swept (200; quick: 100) AnInfoNCE's style R^2 exceeds "
+            f"{LOSS_LABELS[loss]}'s by >= {LOST_DROP}", _anin_beats_infonce(loss),
+            reads=C.runs_matching(dict(loss="aninfonce", lam2=_largest), dict(loss=loss, lam2=_largest)))
+      for loss in LOSSES if loss != "aninfonce"),
+    Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth "
+          "minimum on the same evaluation batch", _loss_reaches_minimum,
+          reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+    Claim("fig2D.lambda-separates", "Lambda_2 = 25: every content Lambda^ exceeds every style Lambda^, mean ratio in "
+          "[2.5, 10] (true 5)", _lambda_separates, reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+    Claim("fig2.block-orthogonal", f"Lambda_2 = 25: each block predicted from its own matched dims (R^2 >= {KEPT}), not "
+          f"from the other block's (R^2 <= {BLOCK_LEAK}), MCC <= 0.85: identified up to a block-orthogonal map",
+          _block_orthogonal, reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
 )
 LINEAR_CLAIMS = (
     Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", linear_ordering),

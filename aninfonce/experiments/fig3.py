@@ -149,23 +149,8 @@ def _style(df: pd.DataFrame, loss: str, lam2: float) -> float:
 def _bimodal_runs(*picks: tuple[str, str]):
     """``Claim.reads`` for panels A / B: the bimodal runs of each (loss, "lo" | "hi") pick, lo / hi being
     the smallest / largest Lambda_2 of the sweep, so a claim waits only on the runs it compares."""
-    def reads(df: pd.DataFrame) -> pd.DataFrame:
-        lams = _sweep(df)
-        if not lams:
-            return df.iloc[:0]
-        ends = {"lo": lams[0], "hi": lams[-1]}
-        keys = set().union(*(C.select(df, loss=loss, lambda_kind="bimodal", lam2=ends[end])["run_key"].astype(str)
-                             for loss, end in picks))
-        return df[df["run_key"].astype(str).isin(keys)]
-    return reads
-
-
-def _linear_runs(lo: float, hi: float):
-    """``Claim.reads`` for panels C / D: the linear runs over ``lo``..``hi``."""
-    def reads(df: pd.DataFrame) -> pd.DataFrame:
-        keys = set(C.select(df, lambda_kind="linear", lam1=lo, lam2=hi)["run_key"].astype(str))
-        return df[df["run_key"].astype(str).isin(keys)]
-    return reads
+    end = {"lo": lambda df: (_sweep(df) or (np.nan,))[0], "hi": lambda df: (_sweep(df) or (np.nan,))[-1]}
+    return C.runs_matching(*(dict(loss=loss, lambda_kind="bimodal", lam2=end[e]) for loss, e in picks))
 
 
 def _infonce_collapses(loss: str):
@@ -227,7 +212,7 @@ def _ordering(lo: float, hi: float):
 FIG3_CLAIMS = (
     *(Claim(f"fig3A.collapses.{b}", f"{LOSS_LABELS[b]}: style R^2 at the largest Lambda_2 <= {COLLAPSED} and >= {LOST_DROP} "
             f"below its value at Lambda_2 = 5 (held-out R^2)", _infonce_collapses(b),
-            reads=_bimodal_runs((b, "lo"), (b, "hi"))) for b in BASELINES),
+            reads=C.runs_matching(dict(loss=b, lambda_kind="bimodal"))) for b in BASELINES),
     Claim("fig3A.anin-keeps", f"AnInfoNCE: style R^2 at the largest Lambda_2 >= {KEPT_FRACTION} x its value at Lambda_2 = 5, "
           f"and >= {LOST_DROP} above every InfoNCE baseline's", _anin_keeps,
           reads=_bimodal_runs(("aninfonce", "lo"), *((loss, "hi") for loss in LOSSES))),
@@ -236,7 +221,8 @@ FIG3_CLAIMS = (
             reads=_bimodal_runs((b, "lo"), (b, "hi"), ("aninfonce", "hi")), judged_steps="final")
       for b in BASELINES),
     *(Claim(f"fig3{panel}.lambda-order", f"Lambda linearly spaced {lo:g}..{hi:g}: learned Lambda^ in the true order "
-            f"at the end of training (Spearman >= {ORDER_RHO})", _ordering(lo, hi), reads=_linear_runs(lo, hi))
+            f"at the end of training (Spearman >= {ORDER_RHO})", _ordering(lo, hi),
+            reads=C.runs_matching(dict(lambda_kind="linear", lam1=lo, lam2=hi)))
       for panel, (lo, hi) in zip("CD", LINEAR_RANGES)),
 )
 
