@@ -121,6 +121,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # not something the committed quick grid shows. Outcome (3 x 3 grid, 80 min on 2 cores): 8 of 9 runs
         # pass the rule (AnInfoNCE seeds 0 / 1: 7.5 / 7.8 %; learned temperatures 8.5-8.7 %); AnInfoNCE seed 2
         # fails at 21 % through one rank below 1 % of the top still decaying (0.26 -> 0.17, top 44).
+        # A 20-epoch probe of that run (set on a branch with its forecast before it ran; bit-identical to the
+        # 10-epoch run up to epoch 10; 31 min beside another training process; not committed): the decaying
+        # rank passes (0.063 -> 0.039, 4.5 % of the floor), but the rule fails at 13.5 % through the upper
+        # ranks rising together ~1 an epoch (median 22.8 -> 25.0, rank 41 28.0 -> 32.4) -- Lambda^'s scale
+        # drifting like the learned temperature's, which length does not outgrow (forecast: 12.8 %). Claims
+        # barely moved (projector R^2 .265 -> .262, backbone .338 -> .332, top-1 96.1 -> 95.6 %). Kept at 10.
         "quick": dict(dataset="mnist", arch="smallcnn", width=16, augment="mnist", epochs=10, batch=256, lr=0.3,
                       lr_schedule="constant",
                       lr_metric=0.1, weight_decay=5e-4, warmup_epochs=0.2, proj_hidden=256, proj_dim=64,
