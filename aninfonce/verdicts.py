@@ -314,6 +314,25 @@ def verdict_table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def verdict_grid(rows: list[Verdict]) -> tuple[list[int], np.ndarray, list[tuple[int, int]]]:
+    """(the union of the claims' judged steps, fraction of seeds passing per claim and step, (column, row)
+    of each step where the claim's rule passes). A claim judged at fewer steps than the others (one
+    reading runs evaluated less often) keeps its colour from one of its steps to the next; before its
+    first judged step it has none."""
+    steps = sorted({s for v in rows for s, _, _ in v.history})
+    col = {s: j for j, s in enumerate(steps)}
+    frac = np.full((len(rows), len(steps)), np.nan)
+    dots = []
+    for i, v in enumerate(rows):
+        for s, f, ok in v.history:
+            frac[i, col[s]] = f
+            if ok:
+                dots.append((col[s], i))
+        judged = np.flatnonzero(~np.isnan(frac[i]))
+        frac[i, judged[0]:judged[-1] + 1] = pd.Series(frac[i, judged[0]:judged[-1] + 1]).ffill().to_numpy()
+    return steps, frac, dots
+
+
 def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
     """One row per claim, one column per logged step: the fraction of seeds
     that pass (colour) and the rule's verdict (a dot where it passes)."""
@@ -324,19 +343,7 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
     rows = [v for v in verdicts if v.history]
     if not rows:
         return []
-    steps = sorted({s for v in rows for s, _, _ in v.history})
-    frac = np.full((len(rows), len(steps)), np.nan)
-    dots = []
-    for i, v in enumerate(rows):
-        for s, f, ok in v.history:
-            j = steps.index(s)
-            frac[i, j] = f
-            if ok:
-                dots.append((j, i))
-        # a claim judged at fewer steps than the entry logs (one reading runs evaluated less often): its
-        # colour holds from one of its steps to the next, the dots marking where it was judged
-        judged = np.flatnonzero(~np.isnan(frac[i]))
-        frac[i, judged[0]:judged[-1] + 1] = pd.Series(frac[i, judged[0]:judged[-1] + 1]).ffill().to_numpy()
+    steps, frac, dots = verdict_grid(rows)
     fig, ax = plt.subplots(figsize=(min(2 + 0.22 * len(steps), 14), 0.8 + 0.32 * len(rows)))
     im = ax.imshow(frac, aspect="auto", cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
     if dots:

@@ -348,3 +348,20 @@ def test_panel_a_rings_the_points_of_unsettled_runs():
     fig2, ax2 = plt.subplots()
     assert not r2_groups_against(ax2, df[df["run_key"] == "flat"], ["aninfonce"], unsettled=unsettled_runs(exp, df))
     plt.close("all")
+
+
+def test_the_verdict_figure_holds_a_claims_colour_between_its_judged_steps():
+    """Figure 3's linear runs log every 200 steps beside the bimodal runs' 100: a claim on them is judged
+    at every other column of the entry's heat map. Its colour holds to its next judged step (the figure
+    was striped), it has none before its first one, and its dots mark only the steps it was judged at."""
+    from aninfonce.verdicts import Verdict, verdict_grid
+
+    every = Verdict("t", "a", "a", "all", "PASS", "m", history=((0, 0.0, False), (100, 1.0, True), (200, 1.0, True)))
+    sparse = Verdict("t", "b", "b", "all", "PASS", "m", history=((100, 0.5, False), (200, 1.0, True)))
+    end_only = Verdict("t", "c", "c", "all", "PASS", "m", history=((150, 1.0, True),))
+    steps, frac, dots = verdict_grid([every, sparse, end_only])
+    assert steps == [0, 100, 150, 200]
+    np.testing.assert_array_equal(frac[0], [0.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(frac[1], [np.nan, 0.5, 0.5, 1.0])
+    np.testing.assert_array_equal(frac[2], [np.nan, np.nan, 1.0, np.nan])
+    assert sorted(dots) == [(1, 0), (2, 2), (3, 0), (3, 1)]
