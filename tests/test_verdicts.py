@@ -365,3 +365,24 @@ def test_the_verdict_figure_holds_a_claims_colour_between_its_judged_steps():
     np.testing.assert_array_equal(frac[1], [np.nan, 0.5, 0.5, 1.0])
     np.testing.assert_array_equal(frac[2], [np.nan, np.nan, 1.0, np.nan])
     assert sorted(dots) == [(1, 0), (2, 2), (3, 0), (3, 1)]
+
+
+def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order():
+    """The report's lost-direction table (issue 10): AnInfoNCE runs only, a run listed when one of its
+    held-out per-dim R^2 is below 0.9 at its last step, the dim in bold, rows in the grid's numeric order
+    with seeds last (Lambda_2 = 25 before 100, not as strings)."""
+    from aninfonce.report import lost_directions
+
+    def run(key, loss, lam2, seed, dims):
+        rows = [{"run_key": key, "loss": loss, "lam2": lam2, "seed": seed, "step": step, "metric": f"r2/{i}",
+                 "value": v if step else 0.0, "protocol": "held-out"} for step in (0, 1000) for i, v in enumerate(dims)]
+        return rows
+
+    df = pd.DataFrame(run("k1", "aninfonce", 100.0, 0, [0.95, 0.50]) + run("k2", "aninfonce", 25.0, 1, [0.95, 0.80])
+                      + run("k3", "aninfonce", 25.0, 0, [0.40, 0.97]) + run("k4", "aninfonce", 5.0, 0, [0.99, 0.99])
+                      + run("k5", "infonce-tau1", 100.0, 0, [0.99, 0.01]))
+    text = lost_directions(df)
+    assert "**3 of 4**" in text
+    rows = [line for line in text.splitlines() if line.startswith("| lam2")]
+    assert rows == ["| lam2=25.0, seed=0 | **0.40** | 0.97 |", "| lam2=25.0, seed=1 | 0.95 | **0.80** |",
+                    "| lam2=100.0, seed=0 | 0.95 | **0.50** |"]
