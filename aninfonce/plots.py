@@ -80,6 +80,13 @@ def ring_unsettled(ax, rows: pd.DataFrame, mean: pd.Series, x: str, unsettled: f
     return True
 
 
+def seed_markers(ax, rows: pd.DataFrame, x: str, color, marker: str = "o") -> None:
+    """Every row's ``value`` against column ``x`` as a small open marker: each seed beside the mean line,
+    so a split between seeds stays visible."""
+    ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none", edgecolors=color,
+               linewidths=0.7, alpha=0.8, zorder=3)
+
+
 def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: frozenset[str] = frozenset()) -> bool:
     """Final-step content (solid, circles) and style (dashed, squares) R^2
     against column ``x``: the mean over seeds as a line, and every seed as
@@ -97,8 +104,7 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: 
             marker = "o" if group == "r2_content" else "s"
             ax.plot(mean.index, mean.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group], marker=marker, ms=4)
             if rows["seed"].nunique() > 1:
-                ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none",
-                           edgecolors=LOSS_COLORS[loss], linewidths=0.7, alpha=0.8, zorder=3)
+                seed_markers(ax, rows, x, LOSS_COLORS[loss], marker)
             ringed |= ring_unsettled(ax, rows, mean, x, unsettled)
     ax.set_xscale("log")
     return ringed

@@ -278,9 +278,10 @@ def lost_directions(df: pd.DataFrame) -> str:
                if c in sel and sel[c].astype(str).nunique() > 1]
     spec = sel.drop_duplicates("run_key").set_index("run_key")
     if varying:  # rows in the order of the grid's variables, seeds last (not in run-key order)
-        def grid_order(key):
-            vals = [pd.to_numeric(pd.Series([spec.at[key, c]]), errors="coerce").iloc[0] for c in varying]
-            return tuple((0, v, "") if pd.notna(v) else (1, 0.0, str(spec.at[key, c])) for v, c in zip(vals, varying))
+        def grid_order(key):  # numbers by value, anything else (e.g. an ensemble's term list) as text
+            vals = [spec.at[key, c] for c in varying]
+            nums = [pd.to_numeric(v, errors="coerce") for v in vals]
+            return tuple((0, n, "") if pd.notna(n) else (1, 0.0, str(v)) for n, v in zip(nums, vals))
         lost = lost.loc[sorted(lost.index, key=grid_order)]
     lines = [head, "", "| run | " + " | ".join(f"R² dim {d}" for d in table.columns) + " |",
              "|---|" + "---|" * len(table.columns)]

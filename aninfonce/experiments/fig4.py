@@ -33,7 +33,7 @@ from matplotlib.ticker import NullFormatter
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import no_data, save
+from ..plots import no_data, save, seed_markers
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 
@@ -148,27 +148,22 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     batches = sorted(df["batch"].astype(int).unique())
     colors = dict(zip(batches, BATCH_CMAP(np.linspace(0.15, 0.8, len(batches)))))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    several = df["seed"].nunique() > 1
-
-    def seeds(ax, rows: pd.DataFrame, x: str, batch: int) -> None:
-        """Each seed as its own small open marker beside the mean, so a split between seeds stays visible."""
-        if several:
-            ax.scatter(rows[x].astype(float), rows["value"], s=16, facecolors="none", edgecolors=colors[batch],
-                       linewidths=0.7, alpha=0.8, zorder=3)
-
+    several = df["seed"].nunique() > 1  # then each seed is drawn beside the mean (plots.seed_markers)
     for batch in batches:
         a, b = _curve(sweep_a(df), "d", batch), _curve(sweep_b(df), "lam2", batch)
         axes[0].plot(a.index, a.values, "o-", color=colors[batch], label=f"batch {batch}")
         axes[1].plot(b.index, b.values, "o-", color=colors[batch], label=f"batch {batch}")
         for ax, sweep, x in ((axes[0], sweep_a(df), "d"), (axes[1], sweep_b(df), "lam2")):
             last = final_step(sweep[sweep["batch"].astype(int) == batch])
-            seeds(ax, metric(last, "r2_all", HELD_OUT), x, batch)
+            if several:
+                seed_markers(ax, metric(last, "r2_all", HELD_OUT), x, colors[batch])
         # diagnostic: did the learned Lambda^ reach the true concentration?
         last = final_step(sweep_b(df)[sweep_b(df)["batch"].astype(int) == batch])
         per_run = indexed_metric(last, "lambda_hat").groupby(["run_key", "lam2"], as_index=False)["value"].mean()
         lam = per_run.groupby("lam2")["value"].mean()
         axes[2].plot(lam.index, lam.values, "o-", color=colors[batch], label=f"batch {batch}")
-        seeds(axes[2], per_run, "lam2", batch)
+        if several:
+            seed_markers(axes[2], per_run, "lam2", colors[batch])
     axes[0].set(xscale="log", xlabel="latent dimension d (κ = 2.5 d)", ylabel="R² (all dims, held-out)",
                 title="A  R² vs latent dimension")
     dims = sorted(sweep_a(df)["d"].astype(int).unique())
