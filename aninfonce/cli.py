@@ -144,7 +144,7 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
-    figures = report.make_figures(exps, frames, out, args.profile, verdicts)
+    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed)
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed)
     return verdicts, path
 

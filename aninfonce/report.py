@@ -14,7 +14,7 @@ from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
-from .verdicts import LAMBDA_RANK_FLOOR, SETTLE_WINDOW, SETTLED_FRACTION, Verdict, evaluate_claims, moving_runs, plot_verdicts, summary, verdict_table  # noqa: F401  (re-exported)
+from .verdicts import LAMBDA_RANK_FLOOR, SETTLE_WINDOW, SETTLED_FRACTION, Verdict, evaluate_claims, moving_runs, plot_verdicts, shown_rows, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 # smoke numbers are deterministic on one machine; the tolerance absorbs
@@ -203,10 +203,12 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
               "Comparisons are made at the printed precision.", "",
               "## Wall time", "", profile_timing(frames), ""]
     for exp in experiments:
-        df = frames[exp.id]
+        df, left_out = shown_rows(exp, frames[exp.id], profile, speed)
         parts += [f"## {exp.paper_ref}: {exp.title} (`{exp.id}`, source [{exp.source}])", ""]
         if exp.notes:
             parts += [exp.notes, ""]
+        if left_out:
+            parts += [f"> Figures and tables of this entry: {left_out}.", ""]
         if exp.recipe is not None:
             parts += ["### Recipe and sources", "", exp.recipe(profile), ""]
         deviations = "" if exp.id == "calibration" else _deviations(exp, profile)
@@ -323,11 +325,17 @@ def _deviations(exp: Experiment, profile: str) -> str:
 
 
 def make_figures(experiments: list[Experiment], frames: dict[str, pd.DataFrame], out: Path, profile: str,
-                 verdicts: list[Verdict] = ()) -> dict[str, list[Path]]:
+                 verdicts: list[Verdict] = (), speed: str = "exact") -> dict[str, list[Path]]:
     """Each experiment's figures, plus (key ``<id>:verdicts``) its
-    verdict-against-step figure where it has claims with data."""
+    verdict-against-step figure where it has claims with data. The figures
+    draw the seeds the claims read (``shown_rows``)."""
     setup_style()
-    figures = {exp.id: exp.plot(frames[exp.id], out, profile) for exp in experiments}
+    figures = {}
+    for exp in experiments:
+        df, note = shown_rows(exp, frames[exp.id], profile, speed)
+        if note:
+            print(f"note: {exp.id} figures: {note}")
+        figures[exp.id] = exp.plot(df, out, profile)
     for exp in experiments:
         mine = [v for v in verdicts if v.experiment == exp.id and v.history]
         if mine:

@@ -165,6 +165,22 @@ def complete_seeds(exp: Experiment, df: pd.DataFrame, profile: str, speed: str =
     return complete, note
 
 
+def shown_rows(exp: Experiment, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[pd.DataFrame, str]:
+    """The rows the figures and the report's tables draw, with a note naming
+    what they leave out: the seeds the claims are judged on (whole grids),
+    so that no figure shows a seed its verdicts do not read. While no seed is
+    complete they draw every row there is, a view of the first seed's
+    progress, and the note says so."""
+    if not exp.judge_whole_grids or df.empty:
+        return df, ""
+    complete, note = complete_seeds(exp, df, profile, speed)
+    if not note:
+        return df, ""
+    if not complete:
+        return df, f"no seed has its whole grid yet ({note}): drawn as far as it has run; no claim judged"
+    return df[pd.to_numeric(df["seed"]).isin(complete)], f"left out until complete: {note}"
+
+
 def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
     """Run key -> how far ``metric`` moved over the run's last fifth of
     logged steps (window means, ``SETTLE_WINDOW``), for runs where that

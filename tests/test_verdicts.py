@@ -165,6 +165,35 @@ def test_claims_are_judged_on_whole_grids_only():
     assert v.status == "NO DATA" and "no seed has its whole grid yet" in v.measured
 
 
+def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
+    """A partly run seed is left out of the figures and the report's tables as
+    it is out of the verdicts, and the report says so; with no seed complete
+    the figures show the first seed's progress and say no claim is judged."""
+    from aninfonce import report
+    from aninfonce.registry import Experiment
+    from aninfonce.specs import RunSpec
+
+    grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [  # noqa: E731
+        RunSpec(experiment="u", seed=s) for s in range(n)]
+    drawn = []
+    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=grid, execute=None,
+                     plot=lambda df, out, profile: drawn.append(sorted(set(df["seed"]))) or [], claims=(_claim("all"),))
+    keys = {(s.experiment, s.seed): s.key for s in grid("quick", 2)}
+    rows = lambda key, seed: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": 1.0,  # noqa: E731
+                               "protocol": None, "wall_seconds": 1.0, "device": "cpu"}]
+    df = pd.DataFrame(rows(keys["t", 0], 0) + rows(keys["u", 0], 0) + rows(keys["t", 1], 1))
+    verdicts = report.evaluate_claims([exp], {"t": df}, "quick")
+    figures = report.make_figures([exp], {"t": df}, tmp_path, "quick", verdicts)
+    assert drawn == [[0]]
+    text = report.write_report([exp], {"t": df}, verdicts, figures, tmp_path, "quick").read_text()
+    assert "> Figures and tables of this entry: left out until complete: seed 1: 1 of 2 runs." in text
+    report.make_figures([exp], {"t": df[df["seed"] == 1]}, tmp_path, "quick")
+    assert drawn[-1] == [1]
+    shown, note = report.shown_rows(exp, df[df["seed"] == 1], "quick")
+    assert len(shown) == 1 and note.startswith("no seed has its whole grid yet (seed 1: 1 of 2 runs)")
+    assert report.shown_rows(exp, df[df["seed"] == 0], "quick")[1] == ""
+
+
 def test_verdicts_wait_for_settled_training():
     """An entry with a settle_metric: a run whose loss still moved by more than
     settle_tol over its last fifth makes the entry's verdicts NOT SETTLED, even
