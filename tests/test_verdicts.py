@@ -173,13 +173,13 @@ def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
     from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
 
-    grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [  # noqa: E731
+    grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [
         RunSpec(experiment="u", seed=s) for s in range(n)]
     drawn = []
     exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=grid, execute=None,
                      plot=lambda df, out, profile: drawn.append(sorted(set(df["seed"]))) or [], claims=(_claim("all"),))
     keys = {(s.experiment, s.seed): s.key for s in grid("quick", 2)}
-    rows = lambda key, seed: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": 1.0,  # noqa: E731
+    rows = lambda key, seed: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": 1.0,
                                "protocol": None, "wall_seconds": 1.0, "device": "cpu"}]
     df = pd.DataFrame(rows(keys["t", 0], 0) + rows(keys["u", 0], 0) + rows(keys["t", 1], 1))
     verdicts = report.evaluate_claims([exp], {"t": df}, "quick")
