@@ -289,7 +289,8 @@ def lost_directions(df: pd.DataFrame) -> str:
              "|---|" + "---|" * len(table.columns)]
     for key, row in lost.iterrows():
         name = ", ".join(f"{c}={spec.at[key, c]}" for c in varying) or key
-        lines.append(f"| {name} | " + " | ".join(f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row) + " |")
+        cells = ("–" if pd.isna(v) else f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row)  # –: no such dim
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -415,3 +415,7 @@ def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order(
     rows = [line for line in text.splitlines() if line.startswith("| lam2")]
     assert rows == ["| lam2=25.0, seed=0 | **0.40** | 0.97 |", "| lam2=25.0, seed=1 | 0.95 | **0.80** |",
                     "| lam2=100.0, seed=0 | 0.95 | **0.50** |"]
+    wider = pd.DataFrame(run("k6", "aninfonce", 50.0, 0, [0.95, 0.50, 0.30]))
+    rows = [line for line in lost_directions(pd.concat([df, wider])).splitlines() if line.startswith("| lam2")]
+    assert rows[0] == "| lam2=25.0, seed=0 | **0.40** | 0.97 | – |"  # a run without dim 2 shows no number there
+    assert rows[2] == "| lam2=50.0, seed=0 | 0.95 | **0.50** | **0.30** |"
