@@ -287,8 +287,11 @@ def lost_directions(df: pd.DataFrame) -> str:
         lost = lost.loc[sorted(lost.index, key=grid_order)]
     lines = [head, "", "| run | " + " | ".join(f"R² dim {d}" for d in table.columns) + " |",
              "|---|" + "---|" * len(table.columns)]
+    # an isotropic Lambda = lam2 * I (fig4) is a concentration kappa: named as the entry's text names it
+    isotropic = "lambda_kind" in spec and (spec["lambda_kind"].astype(str) == "isotropic").all()
+    label = {"lam2": "κ"} if isotropic else {}
     for key, row in lost.iterrows():
-        name = ", ".join(f"{c}={spec.at[key, c]}" for c in varying) or key
+        name = ", ".join(f"{label.get(c, c)}={spec.at[key, c]}" for c in varying) or key
         cells = ("–" if pd.isna(v) else f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row)  # –: no such dim
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

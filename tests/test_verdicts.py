@@ -419,3 +419,7 @@ def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order(
     rows = [line for line in lost_directions(pd.concat([df, wider])).splitlines() if line.startswith("| lam2")]
     assert rows[0] == "| lam2=25.0, seed=0 | **0.40** | 0.97 | – |"  # a run without dim 2 shows no number there
     assert rows[2] == "| lam2=50.0, seed=0 | 0.95 | **0.50** | **0.30** |"
+    iso = pd.DataFrame(run("k7", "aninfonce", 25.0, 0, [0.5, 0.9]) + run("k8", "aninfonce", 50.0, 0, [0.5, 0.9])
+                       ).assign(lambda_kind="isotropic")  # fig4: Lambda = kappa * I, lam2 holds kappa
+    assert [line.split(" |")[0] for line in lost_directions(iso).splitlines() if line.startswith("| κ")] == [
+        "| κ=25.0", "| κ=50.0"]
