@@ -357,8 +357,11 @@ def reference_linear(df: pd.DataFrame) -> str:
         ours, lam = _ours(rows, loss="aninfonce")
         lines.append(f"| {label} | {ours['loss_eval']:.2f} | {ours['r2_all']:.4f} | {ours['mcc']:.3f} | "
                      f"{', '.join(f'{v:.1f}' for v in lam)} |")
-    return "\n".join(lines + ["", "Our loss is at our profile's batch size; the authors' at batch 1000 (the loss grows "
-                                   "with log batch)."])
+    batches = sorted({int(b) for b in df["batch"]})
+    note = (f"Our loss: the evaluation loss on one fixed batch of {', '.join(map(str, batches))} positive pairs; the "
+            "authors': their training loss, the mean of the 250 steps before the logged one, at batch 1000"
+            + ("." if batches == [1000] else " (the loss grows with log batch, so the two differ in scale)."))
+    return "\n".join(lines + ["", note])
 
 
 def _baseline_summary(df: pd.DataFrame) -> str:
