@@ -276,7 +276,7 @@ def _panel_c(ax, df: pd.DataFrame) -> None:
     # the minimum is AnInfoNCE's (true z, Lambda^ = Lambda); the isotropic losses
     # cannot express Lambda^ = Lambda, so their curves cannot reach it by construction
     ax.axhline(gt, color=LOSS_COLORS["aninfonce"], ls=":", label="AnInfoNCE's minimum (true z, Λ̂ = Λ);\nunreachable for the isotropic losses")
-    ax.set(xlabel="training step", ylabel="loss on a fixed batch", title="C  loss vs global minimum (Λ2 = 25)")
+    ax.set(xlabel="training step", ylabel="loss on a fixed batch", title=f"C  loss vs global minimum (Λ2 = 25{_mean_of(df)})")
     ax.legend(fontsize=8)
 
 
@@ -288,7 +288,13 @@ def _panel_d(ax, df: pd.DataFrame, legend_loc: str = "best") -> None:
     true = SyntheticSpec(experiment="x", lambda_kind=spec["lambda_kind"], lam1=float(spec["lam1"]), lam2=float(spec["lam2"]),
                          d=int(spec["d"])).true_lambda().numpy()
     plot_lambda_traces(ax, df, true, legend_loc)
-    ax.set(xlabel="training step", ylabel="Λ", title="D  learned Λ̂ during training (AnInfoNCE)")
+    ax.set(xlabel="training step", ylabel="Λ", title=f"D  learned Λ̂ during training (AnInfoNCE{_mean_of(df)})")
+
+
+def _mean_of(df: pd.DataFrame) -> str:
+    """", mean of n seeds" where a trace averages seeds (Lambda^ traces are drawn as the mean)."""
+    n = df["seed"].nunique()
+    return f", mean of {n} seeds" if n > 1 else ""
 
 
 def _legends(ax, ring: bool = False) -> None:
@@ -303,7 +309,7 @@ def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         return no_data(out, "fig2_linear", "no linear-Lambda results yet")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     _panel_d(axes[0], df)
-    axes[0].set_title("learned Λ̂, Λ linearly spaced 5..25")
+    axes[0].set_title(f"learned Λ̂, Λ linearly spaced 5..25{_mean_of(df[df['loss'] == 'aninfonce'])}")
     for name, style in (("mcc", "-"), ("r2_all", "--")):  # MCC is same-sample [code]; R^2 held-out
         rows = metric(df, name, None if name == "mcc" else HELD_OUT)
         sel = rows.groupby("step")["value"].mean()
