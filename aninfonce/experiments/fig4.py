@@ -33,9 +33,10 @@ from matplotlib.ticker import NullFormatter
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import no_data, save, seed_markers
-from ..registry import Claim, ClaimResult, Experiment, register
+from ..plots import no_data, ring_unsettled, save, seed_markers, unsettled_handle
+from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
+from ..verdicts import unsettled_runs
 
 FOCUS_D = 10  # sweep B's dimension [code: the authors' d]
 KAPPA_PER_D = 2.5  # sweep A: kappa = 2.5 d, so d / kappa = 0.4 at every d [recon]
@@ -149,14 +150,18 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     colors = dict(zip(batches, BATCH_CMAP(np.linspace(0.15, 0.8, len(batches)))))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     several = df["seed"].nunique() > 1  # then each seed is drawn beside the mean (plots.seed_markers)
+    # a grey ring: a run at that point had not settled (its end value is still on its way), as in fig2 / hardneg
+    unsettled, ringed = unsettled_runs(all_experiments()["fig4"], df), False
     for batch in batches:
         a, b = _curve(sweep_a(df), "d", batch), _curve(sweep_b(df), "lam2", batch)
         axes[0].plot(a.index, a.values, "o-", color=colors[batch], label=f"batch {batch}")
         axes[1].plot(b.index, b.values, "o-", color=colors[batch], label=f"batch {batch}")
-        for ax, sweep, x in ((axes[0], sweep_a(df), "d"), (axes[1], sweep_b(df), "lam2")):
+        for ax, sweep, x, mean in ((axes[0], sweep_a(df), "d", a), (axes[1], sweep_b(df), "lam2", b)):
             last = final_step(sweep[sweep["batch"].astype(int) == batch])
+            rows = metric(last, "r2_all", HELD_OUT)
             if several:
-                seed_markers(ax, metric(last, "r2_all", HELD_OUT), x, colors[batch])
+                seed_markers(ax, rows, x, colors[batch])
+            ringed |= ring_unsettled(ax, rows, mean, x, unsettled)
         # diagnostic: did the learned Lambda^ reach the true concentration?
         last = final_step(sweep_b(df)[sweep_b(df)["batch"].astype(int) == batch])
         per_run = indexed_metric(last, "lambda_hat").groupby(["run_key", "lam2"], as_index=False)["value"].mean()
@@ -173,10 +178,11 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     axes[2].plot(kappas, kappas, "k:", label="learned = true")
     axes[2].set(xscale="log", yscale="log", xlabel="true κ", ylabel="mean learned Λ̂ at the end",
                 title=f"C  learned concentration (d = {FOCUS_D})")
-    for ax, ticks in zip(axes, (dims, kappas, kappas)):
+    for i, (ax, ticks) in enumerate(zip(axes, (dims, kappas, kappas))):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
-        ax.legend(fontsize=8)
+        handles = ax.get_legend_handles_labels()[0]
+        ax.legend(handles=handles + ([unsettled_handle()] if ringed and i < 2 else []), fontsize=8)
     lo = min(0.0, float(metric(df, "r2_all")["value"].min()) - 0.02) if len(df) else 0.0
     for ax in axes[:2]:
         ax.set_ylim(max(lo, -0.05), 1.02)
