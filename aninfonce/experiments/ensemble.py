@@ -32,9 +32,10 @@ from ..claims import KEPT
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
 from ..plots import no_data, save
-from ..registry import Claim, ClaimResult, Experiment, register
+from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.ensemble import EnsembleSpec, train_ensemble
 from ..trainers.synthetic import AUTHORS_SETTING
+from ..verdicts import unsettled_runs
 
 D = 10
 STRONG, WEAK = 5.0, 25.0  # [code] Figure 2's style / content precisions
@@ -159,10 +160,16 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     x = np.arange(len(designs))
     mccs = [_final(df, "mcc", d) for d in designs]
     r2s = [_final(df, "r2_all", d) for d in designs]
-    axes[1].bar(x - 0.2, r2s, 0.4, color=[DESIGN_COLORS[d] for d in designs], alpha=0.45, label="R² (all dims)")
-    axes[1].bar(x + 0.2, mccs, 0.4, color=[DESIGN_COLORS[d] for d in designs], label="MCC")
+    # hatched: a run of that design had not settled (its end value is still on its way), as fig2's rings
+    unsettled = unsettled_runs(all_experiments()["ensemble"], df)
+    moving = [bool(set(C.select(df, terms_used=d)["run_key"].astype(str)) & unsettled) for d in designs]
+    hatch = ["////" if m else "" for m in moving]
+    axes[1].bar(x - 0.2, r2s, 0.4, color=[DESIGN_COLORS[d] for d in designs], alpha=0.45, hatch=hatch,
+                edgecolor="0.3", linewidth=0)
+    axes[1].bar(x + 0.2, mccs, 0.4, color=[DESIGN_COLORS[d] for d in designs], hatch=hatch, edgecolor="0.3", linewidth=0)
     axes[1].set_xticks(x, designs, rotation=20)
-    axes[1].set(ylim=(0, 1.05), title="B  final R² (light) and MCC (dark)")
+    title = "B  final R² (light) and MCC (dark)" + ("\nhatched: training not settled" if any(moving) else "")
+    axes[1].set(ylim=(0, 1.05), title=title)
     for xi, (a, b) in enumerate(zip(r2s, mccs)):
         axes[1].text(xi + 0.2, b + 0.01, f"{b:.2f}", ha="center", fontsize=7)
     # C: MCC during training
