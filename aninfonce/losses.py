@@ -33,12 +33,19 @@ LOSSES: dict[str, tuple[str, float]] = {
 }
 
 
+# How Lambda^ is held: softplus(theta) [code], or exp(theta) [recon] (see LearnedLambda)
+LAMBDA_PARAMS = ("softplus", "log")
+
+
 class LearnedLambda(nn.Module):
     """The learned (or fixed) diagonal Lambda^ of the similarity."""
 
-    def __init__(self, d: int, kind: str = "diag", tau: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(self, d: int, kind: str = "diag", tau: float = 1.0, generator: torch.Generator | None = None,
+                 param: str = "softplus"):
         super().__init__()
-        self.kind, self.d = kind, d
+        if param not in LAMBDA_PARAMS:
+            raise ValueError(f"unknown Lambda^ parametrisation {param!r}; choose one of {LAMBDA_PARAMS}")
+        self.kind, self.d, self.param = kind, d, param
         if kind == "diag":
             # [code] theta ~ N(0, 0.1^2): Lambda^ starts near softplus(0) = 0.69
             self.theta = nn.Parameter(0.1 * torch.randn(d, generator=generator))
@@ -51,10 +58,18 @@ class LearnedLambda(nn.Module):
             self.register_buffer("theta", torch.tensor([1.0 / tau]))
         else:
             raise ValueError(f"unknown metric kind {kind!r}; choose diag, scalar or fixed")
+        if param == "log" and kind != "fixed":
+            # [recon] the same initial Lambda^ (same random draw), held as its
+            # log: Adam then moves Lambda^ by a relative, not an absolute, step
+            with torch.no_grad():
+                self.theta.copy_(torch.log(F.softplus(self.theta)))
 
     def forward(self) -> torch.Tensor:
         """Lambda^ as a length-d vector."""
-        lam = self.theta if self.kind == "fixed" else F.softplus(self.theta)
+        if self.kind == "fixed":
+            lam = self.theta
+        else:
+            lam = F.softplus(self.theta) if self.param == "softplus" else torch.exp(self.theta)
         return lam.expand(self.d)
 
 

@@ -233,3 +233,36 @@ def test_lr_factor_warms_up_then_decays_to_zero():
     assert lr_factor(SyntheticSpec(experiment="t"), 500) == 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         SyntheticSpec(experiment="t", lr_schedule="step")
+
+
+def test_log_held_lambda_starts_where_softplus_does_and_moves_by_a_relative_step():
+    soft = LearnedLambda(10, "diag", generator=torch.Generator().manual_seed(3))
+    log = LearnedLambda(10, "diag", generator=torch.Generator().manual_seed(3), param="log")
+    torch.testing.assert_close(log(), soft())
+    # one Adam step of lr 0.01 on a gradient of one sign moves log(Lambda^) by the lr: Lambda^ by 1 %
+    opt = torch.optim.Adam(log.parameters(), lr=0.01)
+    before = log().detach().clone()
+    (-log().sum()).backward()
+    opt.step()
+    torch.testing.assert_close(log().detach() / before, torch.full((10,), math.exp(0.01)))
+    with pytest.raises(ValueError, match="parametrisation"):
+        LearnedLambda(3, "diag", param="sqrt")
+
+
+def test_travel_bound_follows_the_schedule_and_parametrisation():
+    from aninfonce.trainers.synthetic import LAMBDA_INIT_MAX, SyntheticSpec, travel_bound
+
+    authors = SyntheticSpec(experiment="x", steps=10_000)  # lr 1e-3 constant: ~10 above the start
+    assert travel_bound(authors) == pytest.approx(LAMBDA_INIT_MAX + 10.0)
+    cosine = SyntheticSpec(experiment="x", steps=10_000, lr_schedule="cosine")  # half the summed rate
+    assert travel_bound(cosine) == pytest.approx(LAMBDA_INIT_MAX + 5.0, abs=1e-3)
+    log = SyntheticSpec(experiment="x", steps=10_000, lambda_param="log")
+    assert travel_bound(log) == pytest.approx(LAMBDA_INIT_MAX * math.exp(10.0))
+
+
+def test_every_round_two_candidate_reaches_twice_the_largest_true_lambda_it_serves():
+    from aninfonce.experiments.calibration import ROUND_2, SERVES, TRAVEL_MARGIN, candidate_spec
+    from aninfonce.trainers.synthetic import travel_bound
+
+    for name in ROUND_2:
+        assert travel_bound(candidate_spec(name)) >= TRAVEL_MARGIN * max(SERVES.values())

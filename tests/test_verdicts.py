@@ -338,17 +338,22 @@ def test_a_claim_waits_only_on_the_runs_it_reads():
 
 
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
+    from aninfonce.experiments.calibration import CLAIMS, ROUND_2
     from aninfonce.report import quick_setting_line
     from aninfonce.verdicts import Verdict
 
-    def v(claim, status):
-        return Verdict(experiment="calibration", claim=claim, text="", rule="pooled", status=status, measured="")
+    def verdicts(status_of):
+        return [Verdict(experiment="calibration", claim=c.id, text="", rule="pooled", status=status_of(c.id), measured="")
+                for c in CLAIMS]
 
-    failing = [v("calibration.a.bimodal", "PASS"), v("calibration.a.linear", "FAIL"), v("calibration.b.linear", "NO DATA")]
-    assert "no time-compressed schedule was admitted" in quick_setting_line(failing)
-    assert "2 candidates tried" in quick_setting_line(failing)
-    admitted = failing + [v("calibration.c.bimodal", "PASS"), v("calibration.c.linear", "PASS")]
-    assert "the calibrated schedule `c`" in quick_setting_line(admitted)
+    first, second = ROUND_2
+    assert "no time-compressed schedule was admitted" in quick_setting_line(verdicts(lambda cid: "NO DATA"))
+    # every claim of the second round-2 candidate passes but its linear MCC: admitted without MCC
+    partial = verdicts(lambda cid: "FAIL" if not cid.startswith(f"calibration.{second}.")
+                       else "FAIL" if cid == f"calibration.{second}.linear-5-25" else "PASS")
+    assert f"`{second}` is admitted without MCC" in quick_setting_line(partial)
+    full = verdicts(lambda cid: "PASS" if cid.startswith(f"calibration.{first}.") else "FAIL")
+    assert f"the calibrated schedule `{first}` (admitted" in quick_setting_line(full)
 
 
 def test_panel_a_rings_the_points_of_unsettled_runs():

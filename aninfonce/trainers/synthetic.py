@@ -15,7 +15,7 @@ import torch
 from .. import speed
 from ..latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from ..losses import LOSSES as LOSS_TABLE
-from ..losses import LearnedLambda, contrastive_loss
+from ..losses import LAMBDA_PARAMS, LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
 from ..nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from ..specs import RunSpec
@@ -47,6 +47,8 @@ class SyntheticSpec(RunSpec):
     # "cosine" decay to zero at ``steps``; both learning rates follow it
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    # how Lambda^ is held: "softplus" [code] or "log" (a relative step per update) [recon]
+    lambda_param: str = "softplus"
     # the precision used for the positive conditional; None = lambda_preset(...)
     precision: tuple[float, ...] | None = None
     # [speed] the fused 2N x 2N loss and fused Adam (train_step). The same maths,
@@ -64,6 +66,8 @@ class SyntheticSpec(RunSpec):
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.lambda_param not in LAMBDA_PARAMS:
+            raise ValueError(f"unknown lambda_param {self.lambda_param!r}; choose one of {LAMBDA_PARAMS}")
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {SCHEDULES}")
         speed.check(self.matmul, self.compile)
@@ -77,7 +81,7 @@ class SyntheticSpec(RunSpec):
 SCHEDULES = ("constant", "cosine")
 # [code] the authors' model and optimiser; anything else is a deviation the report names
 AUTHORS_SETTING = {"widths": PAPER_ENCODER_WIDTHS, "batch": 1000, "lr_f": 1e-4, "lr_metric": 1e-3,
-                   "lr_schedule": "constant", "warmup_steps": 0}
+                   "lr_schedule": "constant", "warmup_steps": 0, "lambda_param": "softplus"}
 
 
 def deviations_from_authors(spec: SyntheticSpec) -> list[str]:
@@ -101,6 +105,25 @@ def lr_factor(spec: SyntheticSpec, step: int) -> float:
     return 1.0
 
 
+# The largest initial Lambda^: softplus(0.5), theta's init drawn N(0, 0.1^2) being 5 sd below it
+LAMBDA_INIT_MAX = math.log1p(math.exp(0.5))
+
+
+def travel_bound(spec: SyntheticSpec) -> float:
+    """The largest learned Lambda^ (or scalar) the spec's schedule can reach.
+
+    Adam moves a parameter by at most about its learning rate per step (when
+    the gradient keeps its sign), so theta travels at most lr_metric x the
+    summed schedule factors. Under softplus, whose slope is below 1, Lambda^
+    travels at most as far as theta; under the log parametrisation it grows by
+    at most exp(that distance).
+    """
+    distance = spec.lr_metric * sum(lr_factor(spec, t) for t in range(spec.steps))
+    if spec.lambda_param == "log":
+        return LAMBDA_INIT_MAX * math.exp(min(distance, 700.0))
+    return LAMBDA_INIT_MAX + distance
+
+
 def _generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
@@ -117,7 +140,7 @@ def build(spec: SyntheticSpec, device: torch.device) -> dict[str, Any]:
     init_gen = _generator(spec.seed + 1, cpu)
     encoder = MLPEncoder(spec.d, init_gen, tuple(spec.widths))
     kind, tau = LOSS_TABLE[spec.loss]
-    metric = LearnedLambda(spec.d, kind, tau, generator=init_gen)
+    metric = LearnedLambda(spec.d, kind, tau, generator=init_gen, param=spec.lambda_param)
     mixing, encoder, metric = mixing.to(device), encoder.to(device), metric.to(device)
     params = [{"params": encoder.parameters(), "lr": spec.lr_f}]
     if kind != "fixed":
