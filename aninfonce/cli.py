@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -204,6 +205,16 @@ def cmd_check(exps, args) -> int:
     return EXIT_PASS
 
 
+def require_results(args: argparse.Namespace) -> None:
+    """--plot-only and --check read results: a missing or empty results folder
+    (a mistyped --results-dir or --profile) is an error, never "no results",
+    so committed figures are not replaced by placeholders."""
+    where = args.results_dir / args.profile
+    if not where.is_dir() or not any(where.glob("*.csv")):
+        raise BadInput(f"no results in {where} (is --results-dir or --profile mistyped?); nothing to "
+                       f"{'plot' if args.plot_only else 'check'}, figures left as they are")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -212,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             cmd_list(exps, args.results_dir)
             return 0
+        if args.plot_only or args.check:
+            require_results(args)
         if args.plot_only:
             t0 = time.perf_counter()
             verdicts, path = plot_and_report(exps, args)
@@ -229,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
             return 0
+        if slurm is not None and not args.dry_run and shutil.which("sbatch") is None:
+            raise BadInput("--executor slurm: no SLURM on this machine (sbatch is not on PATH); run it on the "
+                           "cluster's login node, or use --executor pool here")
         device = resolve_device(args.device) if slurm is None else None  # slurm: each job's own
         to_run = speed_scope(exps, args)
         if len(to_run) < len(exps):

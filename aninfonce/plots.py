@@ -62,39 +62,39 @@ def empty_panel(ax, title: str, why: str) -> None:
     ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True, color="0.4", transform=ax.transAxes)
 
 
-UNSETTLED_RING = dict(s=110, marker="o", facecolors="none", edgecolors="0.3", linewidths=0.9, zorder=4)
-
-
 def unsettled_handle() -> plt.Line2D:
-    """Legend entry for :func:`r2_groups_against`'s rings."""
-    return plt.Line2D([], [], ls="", marker="o", ms=9, mfc="none", mec="0.3", label="ring: training not settled")
+    """Legend entry for :func:`hollow_unsettled`'s hollow points."""
+    return plt.Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="0.3", label="hollow: training not settled")
 
 
-def ring_unsettled(ax, rows: pd.DataFrame, mean: pd.Series, x: str, unsettled: frozenset[str]) -> bool:
-    """A grey ring on each point of ``mean`` (indexed by ``x``) whose ``rows``
-    include a run in ``unsettled``; returns whether it drew one."""
+def hollow_unsettled(ax, rows: pd.DataFrame, mean: pd.Series, x: str, unsettled: frozenset[str], color="0.3",
+                     marker: str = "o") -> bool:
+    """Draw hollow each point of ``mean`` (indexed by ``x``) whose ``rows``
+    include a run in ``unsettled`` (its end value is still on its way); a
+    settled point stays filled. Returns whether it drew one."""
     moving = rows.groupby(x)["run_key"].agg(lambda keys: bool(set(keys.astype(str)) & unsettled))
     if not moving.any():
         return False
-    ax.scatter(mean.index[moving.to_numpy()], mean.to_numpy()[moving.to_numpy()], **UNSETTLED_RING)
+    ax.scatter(mean.index[moving.to_numpy()], mean.to_numpy()[moving.to_numpy()], s=42, marker=marker,
+               facecolors="white", edgecolors=color, linewidths=1.3, zorder=5)
     return True
 
 
 def seed_markers(ax, rows: pd.DataFrame, x: str, color, marker: str = "o") -> None:
-    """Every row's ``value`` against column ``x`` as a small open marker: each seed beside the mean line,
-    so a split between seeds stays visible."""
-    ax.scatter(rows[x].astype(float), rows["value"], s=16, marker=marker, facecolors="none", edgecolors=color,
-               linewidths=0.7, alpha=0.8, zorder=3)
+    """Every row's ``value`` against column ``x`` as a small translucent dot: each seed beside the mean
+    line, so a split between seeds stays visible (hollow is kept for unsettled points)."""
+    ax.scatter(rows[x].astype(float), rows["value"], s=10, marker=marker, color=color, linewidths=0, alpha=0.45,
+               zorder=3)
 
 
 def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: frozenset[str] = frozenset()) -> bool:
     """Final-step content (solid, circles) and style (dashed, squares) R^2
     against column ``x``: the mean over seeds as a line, and every seed as
-    its own small open marker (so a split between seeds stays visible), one
-    colour per loss. A grey ring marks a point with a run in ``unsettled``
-    (run keys whose training had not settled: verdicts.unsettled_runs), so an
+    its own small translucent dot (so a split between seeds stays visible), one
+    colour per loss. A point with a run in ``unsettled`` (run keys whose
+    training had not settled: verdicts.unsettled_runs) is drawn hollow, so an
     end-of-training value that is still on its way is not read as the loss's
-    verdict. Returns whether it drew a ring."""
+    verdict. Returns whether it drew one."""
     last = final_step(df)
     ringed = False
     for loss in losses:
@@ -105,7 +105,7 @@ def r2_groups_against(ax, df: pd.DataFrame, losses, x: str = "lam2", unsettled: 
             ax.plot(mean.index, mean.values, color=LOSS_COLORS[loss], ls=GROUP_STYLES[group], marker=marker, ms=4)
             if rows["seed"].nunique() > 1:
                 seed_markers(ax, rows, x, LOSS_COLORS[loss], marker)
-            ringed |= ring_unsettled(ax, rows, mean, x, unsettled)
+            ringed |= hollow_unsettled(ax, rows, mean, x, unsettled, LOSS_COLORS[loss], marker)
     ax.set_xscale("log")
     return ringed
 

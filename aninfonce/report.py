@@ -14,6 +14,7 @@ from .frames import final_step, indexed_metric
 from .plots import setup_style
 from .registry import Experiment
 from .results import format_seconds
+from .rule_changes import RULE_CHANGES
 from .verdicts import LAMBDA_RANK_FLOOR, SETTLE_WINDOW, SETTLED_FRACTION, Verdict, evaluate_claims, moving_runs, plot_verdicts, shown_rows, summary, verdict_table  # noqa: F401  (re-exported)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
@@ -200,8 +201,10 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
               f"training ({settle}), per seed (\"k of n\", turned into a "
               "verdict by the rule written beside it: all seeds, a majority, or pooled over seeds) and at every "
               "logged step; it is NOT SETTLED when its verdict, or its count of passing seeds, still changed in the last fifth of training. "
-              "Comparisons are made at the printed precision.", "",
-              "## Wall time", "", profile_timing(frames), ""]
+              "Comparisons are made at the printed precision.", ""]
+    if profile != "smoke":
+        parts += [rule_changes_section(), ""]
+    parts += ["## Wall time", "", profile_timing(frames), ""]
     for exp in experiments:
         df, left_out = shown_rows(exp, frames[exp.id], profile, speed)
         parts += [f"## {exp.paper_ref}: {exp.title} (`{exp.id}`, source [{exp.source}])", ""]
@@ -295,6 +298,23 @@ def lost_directions(df: pd.DataFrame) -> str:
         cells = ("–" if pd.isna(v) else f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row)  # –: no such dim
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def rule_changes_section() -> str:
+    """The log of rules changed after the data they judge (aninfonce.rule_changes)."""
+    lines = ["## Rule changes after data", "",
+             "Every margin, tolerance, settle or judging rule changed after results it judges were committed, "
+             "with the verdicts it changed under the old and the new rule. A rule stated before its runs is not "
+             "listed.", ""]
+    for c in RULE_CHANGES:
+        lines += [f"### `{c.id}` ({c.when})", "", f"- Old rule: {c.old}.", f"- New rule: {c.new}.", f"- Why: {c.why}."]
+        if c.unchanged:
+            lines.append(f"- Otherwise: {c.unchanged}")
+        if c.verdicts:
+            lines += ["", "| claim | under the old rule | under the new rule |", "|---|---|---|"]
+            lines += [f"| `{claim}` | {old} | {new} |" for claim, old, new in c.verdicts]
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def quick_setting_line(verdicts: list[Verdict]) -> str:

@@ -140,8 +140,31 @@ def test_check_and_golden(tmp_path, dirs, capsys):
 
 def test_claims_without_data_exit_non_zero_apart_from_failures(tmp_path, dirs, capsys):
     """No data is not a PASS: exit 3 (nothing failed, nothing settled), not 0."""
+    quick = tmp_path / "results" / "quick"
+    quick.mkdir(parents=True)
+    (quick / "fig5.csv").write_text("")  # another entry's results: fig2 has none
     assert main(["fig2", "--profile", "quick", "--check", *dirs]) == 3
     assert "NO DATA" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["--plot-only", "--check"])
+def test_a_missing_results_folder_is_an_error_and_leaves_the_figures(tmp_path, dirs, capsys, mode):
+    """A mistyped --results-dir must not read as "no results yet": one line, exit 2, and the
+    figures already there are not replaced by placeholders."""
+    figure = tmp_path / "figures" / "quick" / "fig2.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"committed figure")
+    assert main(["--profile", "quick", mode, *dirs]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no results in ") and err.count("\n") == 1
+    assert figure.read_bytes() == b"committed figure"
+
+
+def test_slurm_without_slurm_is_an_error_before_any_training(tmp_path, dirs, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
+    assert main(["fig5", "--profile", "smoke", "--executor", "slurm", *dirs]) == 2
+    assert "no SLURM on this machine" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "smoke").exists()
 
 
 @pytest.mark.parametrize("args, message", [

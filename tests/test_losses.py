@@ -223,7 +223,8 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows(sched
 
 
 def test_lr_factor_warms_up_then_decays_to_zero():
-    from aninfonce.trainers.synthetic import SyntheticSpec, lr_factor
+    from aninfonce.schedules import lr_factor
+    from aninfonce.trainers.synthetic import SyntheticSpec
 
     spec = SyntheticSpec(experiment="t", steps=1000, lr_schedule="cosine", warmup_steps=100)
     f = [lr_factor(spec, s) for s in range(1001)]
@@ -250,7 +251,8 @@ def test_log_held_lambda_starts_where_softplus_does_and_moves_by_a_relative_step
 
 
 def test_travel_bound_follows_the_schedule_and_parametrisation():
-    from aninfonce.trainers.synthetic import LAMBDA_INIT_MAX, SyntheticSpec, travel_bound
+    from aninfonce.schedules import LAMBDA_INIT_MAX, travel_bound
+    from aninfonce.trainers.synthetic import SyntheticSpec
 
     authors = SyntheticSpec(experiment="x", steps=10_000)  # lr 1e-3 constant: ~10 above the start
     assert travel_bound(authors) == pytest.approx(LAMBDA_INIT_MAX + 10.0)
@@ -262,7 +264,7 @@ def test_travel_bound_follows_the_schedule_and_parametrisation():
 
 def test_every_round_two_candidate_reaches_twice_the_largest_true_lambda_it_serves():
     from aninfonce.experiments.calibration import ROUND_2, SERVES, TRAVEL_MARGIN, candidate_spec
-    from aninfonce.trainers.synthetic import travel_bound
+    from aninfonce.schedules import travel_bound
 
     for name in ROUND_2:
         assert travel_bound(candidate_spec(name)) >= TRAVEL_MARGIN * max(SERVES.values())

@@ -356,9 +356,9 @@ def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
     assert f"the calibrated schedule `{first}` (admitted" in quick_setting_line(full)
 
 
-def test_panel_a_rings_the_points_of_unsettled_runs():
-    """A run whose loss still moves is ringed in the R^2-vs-Lambda_2 panels (fig2, fig3), one
-    that has settled is not."""
+def test_panel_a_draws_the_points_of_unsettled_runs_hollow():
+    """A run whose loss still moves is drawn hollow in the R^2-vs-Lambda_2 panels (fig2, fig3), one
+    that has settled stays filled."""
     import matplotlib.pyplot as plt
 
     from aninfonce.plots import r2_groups_against
@@ -377,8 +377,9 @@ def test_panel_a_rings_the_points_of_unsettled_runs():
     assert unsettled_runs(exp, df) == {"moving"}
     fig, ax = plt.subplots()
     assert r2_groups_against(ax, df, ["aninfonce"], unsettled=unsettled_runs(exp, df))
-    ringed = [c for c in ax.collections if c.get_sizes()[0] == 110]
-    assert len(ringed) == 2 and all(c.get_offsets()[:, 0].tolist() == [100.0] for c in ringed)  # content and style
+    hollow = [c for c in ax.collections if c.get_sizes()[0] == 42]
+    assert len(hollow) == 2 and all(c.get_offsets()[:, 0].tolist() == [100.0] for c in hollow)  # content and style
+    assert all(tuple(c.get_facecolors()[0]) == (1.0, 1.0, 1.0, 1.0) for c in hollow)
     fig2, ax2 = plt.subplots()
     assert not r2_groups_against(ax2, df[df["run_key"] == "flat"], ["aninfonce"], unsettled=unsettled_runs(exp, df))
     plt.close("all")
@@ -428,3 +429,16 @@ def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order(
                        ).assign(lambda_kind="isotropic")  # fig4: Lambda = kappa * I, lam2 holds kappa
     assert [line.split(" |")[0] for line in lost_directions(iso).splitlines() if line.startswith("| κ")] == [
         "| κ=25.0", "| κ=50.0"]
+
+
+def test_every_claim_id_is_unique_across_the_registry():
+    """A claim id names one statement: the report, the verdict maps and the
+    rule-change log look claims up by id."""
+    from collections import Counter
+
+    import aninfonce.experiments  # noqa: F401  (registers every entry)
+    from aninfonce.registry import all_experiments
+
+    ids = Counter(c.id for exp in all_experiments().values() for c in exp.claims)
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert len(ids) > 50

@@ -54,7 +54,8 @@ from ..frames import final_step, indexed_metric, metric
 from ..plots import no_data, save
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..trainers.synthetic import SyntheticSpec, train_synthetic, travel_bound
+from ..schedules import travel_bound
+from ..trainers.synthetic import SyntheticSpec, train_synthetic
 from .authors import AUTHORS, SETTINGS, SMOKE, setting_of
 
 # name -> the optimisation changes against the authors' setting [recon]. Round 1
@@ -97,7 +98,7 @@ def candidate_spec(name: str, kind: str = "bimodal", seed: int = 0) -> Synthetic
 
 
 def travel_bounds() -> dict[str, float]:
-    """Candidate -> the largest Lambda^ its schedule can reach (trainers.synthetic.travel_bound)."""
+    """Candidate -> the largest Lambda^ its schedule can reach (schedules.travel_bound)."""
     return {name: travel_bound(candidate_spec(name)) for name in CANDIDATES}
 
 
@@ -281,7 +282,8 @@ register(Experiment(
     run_cost=lambda spec, profile: 1.0 if profile == "smoke" else spec.steps / 10_000,
     notes="Encoder, data, batch, loss form: the authors' [code]. Learning rates, warm-up, cosine decay, step "
           "count and (round 2) Λ̂ held in log space: the candidates [recon], each admitted only on the criteria "
-          "above, each round's candidates and rule committed before its runs. Round 2 (seeds 1-3): "
+          "above, each round's candidates and rule committed before its runs. Round 2 (registered in commit "
+          "87ec5dc, seeds 1-3): "
           "enc3x-loglam-cos10k aims at admission without MCC, enc5x-loglam-cos20k at full admission; travel "
           "bounds: round 1 ~51 (short of fig2's 2 × 100), round 2 > 10^4. Round 1 outcome (seed 0 of each, 10k "
           "steps, ~1 h a run on a shared core): none admitted. enc3x-lam10x-cos10k reaches the bimodal end state "

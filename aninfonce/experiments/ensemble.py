@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, indexed_metric, metric
@@ -160,15 +161,15 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     x = np.arange(len(designs))
     mccs = [_final(df, "mcc", d) for d in designs]
     r2s = [_final(df, "r2_all", d) for d in designs]
-    # hatched: a run of that design had not settled (its end value is still on its way), as fig2's rings
+    # hollow: a run of that design had not settled (its end value is still on its way), as fig2's points
     unsettled = unsettled_runs(all_experiments()["ensemble"], df)
     moving = [bool(set(C.select(df, terms_used=d)["run_key"].astype(str)) & unsettled) for d in designs]
-    hatch = ["////" if m else "" for m in moving]
-    axes[1].bar(x - 0.2, r2s, 0.4, color=[DESIGN_COLORS[d] for d in designs], alpha=0.45, hatch=hatch,
-                edgecolor="0.3", linewidth=0)
-    axes[1].bar(x + 0.2, mccs, 0.4, color=[DESIGN_COLORS[d] for d in designs], hatch=hatch, edgecolor="0.3", linewidth=0)
+    for shift, values, alpha in ((-0.2, r2s, 0.45), (0.2, mccs, 1.0)):
+        for xi, (v, d, m) in enumerate(zip(values, designs, moving)):
+            axes[1].bar(xi + shift, v, 0.4, color="white" if m else DESIGN_COLORS[d], alpha=1.0 if m else alpha,
+                        edgecolor=DESIGN_COLORS[d], linewidth=1.4 if m else 0, ls="-" if shift > 0 else "--")
     axes[1].set_xticks(x, designs, rotation=20)
-    title = "B  final R² (light) and MCC (dark)" + ("\nhatched: training not settled" if any(moving) else "")
+    title = "B  final R² (left bar) and MCC (right bar)" + ("\nhollow: training not settled" if any(moving) else "")
     axes[1].set(ylim=(0, 1.05), title=title)
     for xi, (a, b) in enumerate(zip(r2s, mccs)):
         axes[1].text(xi + 0.2, b + 0.01, f"{b:.2f}", ha="center", fontsize=7)
@@ -187,7 +188,8 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     axes[3].set(xlabel="latent dim", ylabel="R² per dim (held-out)", ylim=(-0.05, 1.05), xticks=range(D),
                 title="D  R² per latent dim")
     axes[3].legend(fontsize=7)
-    fig.suptitle(f"Loss ensembles: Σ_k AnInfoNCE on 4 conditionals, one shared encoder (profile: {profile})", y=1.02)
+    fig.suptitle(f"Loss ensembles: Σ_k AnInfoNCE on 4 conditionals, one shared encoder (profile: {profile}; "
+                 f"{schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
     return save(fig, out, "ensemble")
 

@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..schedules import schedule_of, schedule_phrase, travel_curve
 from .. import claims as C
-from ..frames import metric
+from ..frames import indexed_metric, metric
 from ..metrics import HELD_OUT
 from ..plots import (
     GROUP_LABELS,
@@ -241,7 +242,7 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
             empty_panel(ax, title, why)
         else:
             draw(ax, rows)
-    fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)
+    fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; {schedule_phrase(df)}; R² held-out)", y=1.02)
     fig.tight_layout()
     return save(fig, out, "fig2")
 
@@ -287,8 +288,13 @@ def _panel_d(ax, df: pd.DataFrame, legend_loc: str = "best") -> None:
     spec = df.iloc[0]
     true = SyntheticSpec(experiment="x", lambda_kind=spec["lambda_kind"], lam1=float(spec["lam1"]), lam2=float(spec["lam2"]),
                          d=int(spec["d"])).true_lambda().numpy()
+    # the travel bound: the largest Lambda^ the run's schedule can have reached by each step
+    reach = travel_curve(schedule_of(spec))
+    steps = np.arange(len(reach))[::50]
+    top = 1.25 * max(float(true.max()), float(indexed_metric(df, "lambda_hat")["value"].max()))
+    ax.plot(steps, reach[::50], color="0.45", ls="-.", lw=1.2, label="travel bound (largest Λ̂ reachable)")
     plot_lambda_traces(ax, df, true, legend_loc)
-    ax.set(xlabel="training step", ylabel="Λ", title=f"D  learned Λ̂ during training (AnInfoNCE{_mean_of(df)})")
+    ax.set(xlabel="training step", ylabel="Λ", ylim=(0, top), title=f"D  learned Λ̂ during training (AnInfoNCE{_mean_of(df)})")
 
 
 def _mean_of(df: pd.DataFrame) -> str:
@@ -321,7 +327,7 @@ def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     axes[1].plot(log.index, log["mcc"], color="k", lw=1, label="authors' MCC at the same step [code]")
     axes[1].set(xlabel="training step", ylim=(0, 1.02), title="identifiability (AnInfoNCE; thin: seeds)")
     axes[1].legend()
-    fig.suptitle(f"Authors' linearly spaced setting (profile: {profile})", y=1.02)
+    fig.suptitle(f"Authors' linearly spaced setting (profile: {profile}; {schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
     return save(fig, out, "fig2_linear")
 

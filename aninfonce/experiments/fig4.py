@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
+from ..schedules import schedule_phrase
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import no_data, ring_unsettled, save, seed_markers, unsettled_handle
+from ..plots import hollow_unsettled, no_data, save, seed_markers, unsettled_handle
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from ..verdicts import unsettled_runs
@@ -150,7 +151,7 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     colors = dict(zip(batches, BATCH_CMAP(np.linspace(0.15, 0.8, len(batches)))))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     several = df["seed"].nunique() > 1  # then each seed is drawn beside the mean (plots.seed_markers)
-    # a grey ring: a run at that point had not settled (its end value is still on its way), as in fig2 / hardneg
+    # hollow: a run at that point had not settled (its end value is still on its way), as in fig2 / hardneg
     unsettled, ringed = unsettled_runs(all_experiments()["fig4"], df), False
     for batch in batches:
         a, b = _curve(sweep_a(df), "d", batch), _curve(sweep_b(df), "lam2", batch)
@@ -161,7 +162,7 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
             rows = metric(last, "r2_all", HELD_OUT)
             if several:
                 seed_markers(ax, rows, x, colors[batch])
-            ringed |= ring_unsettled(ax, rows, mean, x, unsettled)
+            ringed |= hollow_unsettled(ax, rows, mean, x, unsettled, colors[batch])
         # diagnostic: did the learned Lambda^ reach the true concentration?
         last = final_step(sweep_b(df)[sweep_b(df)["batch"].astype(int) == batch])
         per_run = indexed_metric(last, "lambda_hat").groupby(["run_key", "lam2"], as_index=False)["value"].mean()
@@ -186,7 +187,8 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     lo = min(0.0, float(metric(df, "r2_all")["value"].min()) - 0.02) if len(df) else 0.0
     for ax in axes[:2]:
         ax.set_ylim(max(lo, -0.05), 1.02)
-    fig.suptitle(f"Figure 4 — AnInfoNCE, isotropic positive conditional Λ = κ I (profile: {profile})", y=1.02)
+    fig.suptitle(f"Figure 4 — AnInfoNCE, isotropic positive conditional Λ = κ I (profile: {profile}; "
+                 f"{schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
     return save(fig, out, "fig4")
 

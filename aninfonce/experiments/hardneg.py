@@ -27,11 +27,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, metric
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, no_data, ring_unsettled, save, unsettled_handle
+from ..plots import GROUP_LABELS, GROUP_STYLES, hollow_unsettled, no_data, save, unsettled_handle
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from ..verdicts import unsettled_runs
@@ -111,8 +112,8 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         rows = metric(last, group)
         v = rows.groupby("hard_beta")["value"].mean()
         axes[0].plot(v.index, v.values, "o" + GROUP_STYLES[group], color="#c0392b", label=GROUP_LABELS[group])
-        # a grey ring: a run at that beta had not settled (its end value is still on its way)
-        ringed |= ring_unsettled(axes[0], rows, v, "hard_beta", unsettled)
+        # hollow: a run at that beta had not settled (its end value is still on its way)
+        ringed |= hollow_unsettled(axes[0], rows, v, "hard_beta", unsettled, "#c0392b")
     axes[0].set(xlabel="hard-negative β (0 = AnInfoNCE)", ylabel="R² at the end (held-out)", ylim=(-0.05, 1.05),
                 title="A  R² vs β")
     handles = axes[0].get_legend_handles_labels()[0] + ([unsettled_handle()] if ringed else [])
@@ -137,7 +138,8 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     axes[2].axhline(LAM1, color="k", ls=":", lw=1, label=f"true style Λ = {LAM1:g}")
     axes[2].set(xlabel="hard-negative β", ylabel="Λ̂ per dim at the end", title="C  learned Λ̂ vs β")
     axes[2].legend(fontsize=7)
-    fig.suptitle(f"Hard-negative AnInfoNCE, bimodal Λ 25 / 5 (profile: {profile}; R² held-out)", y=1.02)
+    fig.suptitle(f"Hard-negative AnInfoNCE, bimodal Λ 25 / 5 (profile: {profile}; {schedule_phrase(df)}; R² held-out)",
+                 y=1.02)
     fig.tight_layout()
     return save(fig, out, "hardneg")
 

@@ -7,12 +7,12 @@ hard-negative study: the spec says which Lambda, which loss, which sizes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar
 
 import torch
 
 from .. import speed
+from ..schedules import AUTHORS_OPTIMISER, SCHEDULES, lr_factor
 from ..latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
 from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LAMBDA_PARAMS, LearnedLambda, contrastive_loss
@@ -78,10 +78,8 @@ class SyntheticSpec(RunSpec):
         return lambda_preset(self.lambda_kind, self.d, self.lam1, self.lam2)
 
 
-SCHEDULES = ("constant", "cosine")
 # [code] the authors' model and optimiser; anything else is a deviation the report names
-AUTHORS_SETTING = {"widths": PAPER_ENCODER_WIDTHS, "batch": 1000, "lr_f": 1e-4, "lr_metric": 1e-3,
-                   "lr_schedule": "constant", "warmup_steps": 0, "lambda_param": "softplus"}
+AUTHORS_SETTING = {"widths": PAPER_ENCODER_WIDTHS, **AUTHORS_OPTIMISER}
 
 
 def deviations_from_authors(spec: SyntheticSpec) -> list[str]:
@@ -93,35 +91,6 @@ def deviations_from_authors(spec: SyntheticSpec) -> list[str]:
         if (tuple(mine) != tuple(v)) if isinstance(v, tuple) else mine != v:
             out.append(f"{k} {tuple(mine) if isinstance(v, tuple) else mine} (authors: {v})")
     return out
-
-
-def lr_factor(spec: SyntheticSpec, step: int) -> float:
-    """The learning-rate multiplier after ``step`` updates (1 throughout for the authors' constant rate)."""
-    if spec.warmup_steps and step < spec.warmup_steps:
-        return (step + 1) / spec.warmup_steps
-    if spec.lr_schedule == "cosine":
-        done = (step - spec.warmup_steps) / max(1, spec.steps - spec.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-    return 1.0
-
-
-# The largest initial Lambda^: softplus(0.5), theta's init drawn N(0, 0.1^2) being 5 sd below it
-LAMBDA_INIT_MAX = math.log1p(math.exp(0.5))
-
-
-def travel_bound(spec: SyntheticSpec) -> float:
-    """The largest learned Lambda^ (or scalar) the spec's schedule can reach.
-
-    Adam moves a parameter by at most about its learning rate per step (when
-    the gradient keeps its sign), so theta travels at most lr_metric x the
-    summed schedule factors. Under softplus, whose slope is below 1, Lambda^
-    travels at most as far as theta; under the log parametrisation it grows by
-    at most exp(that distance).
-    """
-    distance = spec.lr_metric * sum(lr_factor(spec, t) for t in range(spec.steps))
-    if spec.lambda_param == "log":
-        return LAMBDA_INIT_MAX * math.exp(min(distance, 700.0))
-    return LAMBDA_INIT_MAX + distance
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
