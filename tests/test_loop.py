@@ -39,3 +39,18 @@ def test_one_loss_per_run_and_the_diverged_run_is_named():
     with pytest.raises(TrainingDiverged, match="^b loss became nan before step 2$"):
         train_loop(BareContext(torch.device("cpu")), ["a", "b"], steps=4, eval_every=2, start=0, rows=[],
                    step=lambda: torch.tensor([1.0, float("nan")]), evaluate=lambda step, loss: [])
+
+
+def test_a_metric_that_turns_non_finite_stops_the_run_but_one_undefined_from_the_start_does_not():
+    def evaluate(step, loss):
+        r2 = float("nan") if step == 4 else 0.9
+        return [{"metric": "r2_all", "value": r2, "protocol": "held-out"},
+                {"metric": "r2_style", "value": float("nan"), "protocol": "held-out"}]  # no style dims: NaN by design
+
+    first = evaluate(0, None)
+    ok = train_loop(BareContext(torch.device("cpu")), "t", steps=2, eval_every=2, start=0, rows=list(first),
+                    step=lambda: torch.ones(()), evaluate=evaluate)
+    assert len(ok) == 4
+    with pytest.raises(TrainingDiverged, match="^t evaluation metric r2_all became nan at step 4$"):
+        train_loop(BareContext(torch.device("cpu")), "t", steps=6, eval_every=2, start=0, rows=list(first),
+                   step=lambda: torch.ones(()), evaluate=evaluate)

@@ -69,6 +69,25 @@ def snapshot(modules: dict[str, Any], data_gen: torch.Generator | None) -> dict[
     return {**gen, **{name: m.state_dict() for name, m in modules.items()}}
 
 
+def _numeric(row: Any) -> float | None:
+    v = row.get("value") if isinstance(row, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _check_metrics(label: str | list[str], before: list[dict[str, Any]], new: list[dict[str, Any]], step: int) -> None:
+    """An evaluation metric that was finite before and is NaN or inf now stops
+    the run like a non-finite loss. A metric undefined by design (the style
+    R^2 of a run with no style dims) is NaN from its first evaluation on and
+    is left alone."""
+    finite = {(r.get("run"), r["metric"], r.get("protocol")) for r in before
+              if _numeric(r) is not None and math.isfinite(_numeric(r))}
+    for r in new:
+        v = _numeric(r)  # None for a row that is not a metric value
+        if v is not None and not math.isfinite(v) and (r.get("run"), r["metric"], r.get("protocol")) in finite:
+            name = label if isinstance(label, str) else r.get("run", ", ".join(label))
+            raise TrainingDiverged(f"{name} evaluation metric {r['metric']} became {v} at step {step}")
+
+
 def train_loop(ctx: "RunContext", label: str | list[str], steps: int, eval_every: int, start: int,
                rows: list[dict[str, Any]], step: Callable[[], torch.Tensor],
                evaluate: Callable[[int, Any], list[dict[str, Any]]],
@@ -110,7 +129,9 @@ def train_loop(ctx: "RunContext", label: str | list[str], steps: int, eval_every
                 for name, loss in [(label, train_loss)] if runs is None else zip(runs, train_loss):
                     if not math.isfinite(loss):
                         raise TrainingDiverged(f"{name} loss became {loss} before step {i}")
-                rows += evaluate(i, train_loss)
+                new_rows = evaluate(i, train_loss)
+                _check_metrics(label, rows, new_rows, i)
+                rows += new_rows
                 loss_sum.zero_()
                 since = 0
                 bar.update(i - bar.n)
