@@ -116,7 +116,10 @@ class RunContext:
         """A shared artefact (e.g. a trained VAE) built once per profile and reused."""
         path = self.artifact_dir / f"{name}.pt"
         if path.exists():
-            return _to_device(load_checked(path), self.device)
+            try:
+                return _to_device(load_checked(path), self.device)
+            except CorruptCheckpoint as err:  # derived, so rebuilt rather than a stop
+                print(f"note: rebuilding a damaged cache: {err}", file=sys.stderr)
         obj = build()
         _save_atomic(obj, path)
         return obj

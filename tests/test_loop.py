@@ -54,3 +54,22 @@ def test_a_metric_that_turns_non_finite_stops_the_run_but_one_undefined_from_the
     with pytest.raises(TrainingDiverged, match="^t evaluation metric r2_all became nan at step 4$"):
         train_loop(BareContext(torch.device("cpu")), "t", steps=6, eval_every=2, start=0, rows=list(first),
                    step=lambda: torch.ones(()), evaluate=evaluate)
+
+
+def test_a_checkpoint_that_is_not_this_runs_is_one_line(tmp_path):
+    from aninfonce.errors import UserError
+    from aninfonce.trainers.loop import resume_or_start
+
+    ctx = RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    torch.save({"step": 3, "rows": []}, ctx.checkpoint_path)  # loads, but holds no encoder
+    with pytest.raises(UserError, match=r"c\.pt does not fit this run \(KeyError: 'encoder'\); delete it"):
+        resume_or_start(ctx, {"encoder": torch.nn.Linear(2, 2)}, None, list)
+
+
+def test_a_damaged_cached_artefact_is_rebuilt(tmp_path, capsys):
+    ctx = RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    assert ctx.cached("vae", lambda: {"w": torch.ones(2)})["w"].sum() == 2
+    (tmp_path / "vae.pt").write_bytes(b"\x00damaged")
+    assert ctx.cached("vae", lambda: {"w": torch.full((2,), 3.0)})["w"].sum() == 6
+    assert "rebuilding a damaged cache" in capsys.readouterr().err
+    assert ctx.cached("vae", lambda: None)["w"].sum() == 6  # the rebuilt file is read back

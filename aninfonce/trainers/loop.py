@@ -54,13 +54,20 @@ def resume_or_start(ctx: "RunContext", modules: dict[str, Any], data_gen: torch.
     state = ctx.load_checkpoint()
     if state is None:
         return first_rows(), 0
-    for name, module in modules.items():
-        module.load_state_dict(state[name])
-    if data_gen is not None:
-        data_gen.set_state(state["data_gen"])
+    try:
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+        if data_gen is not None:
+            data_gen.set_state(state["data_gen"])
+        rows, step = state["rows"], state["step"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a readable file that is not this run's
+        where = getattr(ctx, "checkpoint_path", "the checkpoint")
+        raise UserError(f"checkpoint {where} does not fit this run ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'missing entry'}); delete it to restart "
+                        "that run from scratch") from None
     if hasattr(ctx, "restore_timing"):
         ctx.restore_timing(state.get("timing"))
-    return state["rows"], state["step"]
+    return rows, step
 
 
 def snapshot(modules: dict[str, Any], data_gen: torch.Generator | None) -> dict[str, Any]:
