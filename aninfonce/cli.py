@@ -152,8 +152,9 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
 
 # --check exit codes (README): 0 every claim PASS and the golden values match;
 # 1 a claim FAILs or a golden value moved; 3 nothing failed, but a claim is
-# NOT SETTLED or has no data. Bad input exits 2 (main).
+# NOT SETTLED or has no data; 2 a run is damaged or (smoke) missing. Bad input exits 2 (main).
 EXIT_PASS, EXIT_FAIL, EXIT_UNSETTLED = 0, 1, 3
+EXIT_INCOMPLETE = 2  # a damaged or missing run: like bad input, the fix is to rerun, not to judge
 
 
 def cmd_adopt(exps, args) -> None:
@@ -182,6 +183,15 @@ def cmd_check(exps, args) -> int:
         print(f"\nclaims: {report.summary(verdicts)}")
         failed |= any(v.status == "FAIL" for v in verdicts)
         unsettled = any(v.status in ("NOT SETTLED", "NO DATA") for v in verdicts)
+    damaged = report.damaged_runs(exps, args.results_dir, args.profile)
+    missing = report.missing_runs(exps, frames, "smoke") if args.profile == "smoke" else []
+    if damaged or missing:
+        # the golden comparison would blame the values; the runs themselves are what to fix
+        print(f"\n{len(damaged) + len(missing)} run(s) damaged or missing; rerun `python reproduce.py --profile "
+              f"{args.profile}` to retrain them (never --update-golden, which would store their absence):")
+        print("\n".join([f"  {k}: {why}" for k, why in damaged.items()] + [f"  {k}: no rows" for k in missing]))
+        print("CHECK INCOMPLETE")
+        return EXIT_INCOMPLETE
     if args.profile == "smoke" and args.speed == "exact":  # golden values pin the default numerics only
         sanity = frozenset(e.id for e in exps if e.golden == "sanity")
         problems = report.compare_golden(frames, report.golden_path(args.results_dir, "smoke"), sanity)
@@ -239,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile != "smoke" or args.speed != "exact":
                 raise BadInput("golden values are kept for the smoke profile with --speed exact only")
             frames = report.load_all(exps, args.results_dir, "smoke")
+            gaps = [*report.damaged_runs(exps, args.results_dir, "smoke"), *report.missing_runs(exps, frames, "smoke")]
+            if gaps:
+                raise BadInput(f"--update-golden refuses an incomplete smoke grid ({len(gaps)} run(s) damaged or "
+                               f"missing, e.g. {gaps[0]}); run `python reproduce.py --profile smoke` first")
             n = report.write_golden(frames, report.golden_path(args.results_dir, "smoke"))
             print(f"wrote {n} golden rows to {report.golden_path(args.results_dir, 'smoke')}")
             return 0

@@ -45,6 +45,26 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
     return frames
 
 
+def damaged_runs(experiments: list[Experiment], results_dir: Path, profile: str) -> dict[str, str]:
+    """'experiment run_key' -> why, for every run file that cannot prove itself
+    (cut, garbled or edited since it finished)."""
+    out = {}
+    for e in experiments:
+        _, bad = results.read_runs(results.csv_path(results_dir, profile, e.id))
+        out.update({f"{e.id} {key}": why for key, why in bad.items()})
+    return out
+
+
+def missing_runs(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
+                 n_seeds: int = 1) -> list[str]:
+    """'experiment run_key' of every run of the first ``n_seeds`` seeds' grids that has no rows."""
+    out = []
+    for e in experiments:
+        have = set(frames.get(e.id, pd.DataFrame({"run_key": []}))["run_key"].astype(str))
+        out += [f"{e.id} {s.key}" for s in e.grid(profile, n_seeds) if s.key not in have]
+    return out
+
+
 # ---------------------------------------------------------------- goldens
 def golden_path(results_dir: Path, profile: str) -> Path:
     return Path(results_dir) / "golden" / f"{profile}.csv"

@@ -111,6 +111,22 @@ def test_an_altered_value_is_found(finished):
     assert key not in results.done_keys(csv)
 
 
+def test_check_names_a_damaged_run_and_exits_2_and_update_golden_refuses_it(finished, capsys):
+    """Following --check's advice must not bless damage: it names the run, says to rerun, exits 2;
+    --update-golden refuses the incomplete grid and writes no golden file."""
+    dirs, csv, before = finished
+    key = before["run_key"].iloc[-1]
+    f = results.run_file(csv, key)
+    f.write_text("".join(f.read_text().splitlines(keepends=True)[:-10]))
+    capsys.readouterr()
+    assert main(["fig2", "--profile", "smoke", "--check", *dirs]) == 2
+    out = capsys.readouterr().out
+    assert f"fig2 {key}:" in out and "never --update-golden" in out and "CHECK INCOMPLETE" in out
+    assert main(["fig2", "--profile", "smoke", "--update-golden", *dirs]) == 2
+    assert "refuses an incomplete smoke grid" in capsys.readouterr().err
+    assert not (csv.parent.parent / "golden").exists()
+
+
 def test_the_report_leaves_an_incomplete_run_out(finished, capsys):
     dirs, csv, before = finished
     f = results.run_file(csv, before["run_key"].iloc[-1])
