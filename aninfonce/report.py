@@ -278,12 +278,12 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     return path
 
 
-LOST_DIM = 0.9  # a latent dim "lost" by a run that should keep it (issue 10's criterion)
+LOST_DIM = 0.9  # a latent dim "lost" by a run that should keep it (the calibration's admission criterion)
 
 
 def lost_directions(df: pd.DataFrame) -> str:
     """Per AnInfoNCE run at its last step: whether some latent dim has a
-    held-out R^2 below LOST_DIM (the lost-direction plateau of issue 10), with
+    held-out R^2 below LOST_DIM (the lost-direction plateau), with
     the per-dim R^2 of each run that has one. "" for entries without per-dim
     rows. InfoNCE runs are left out: losing style is what the paper says they do."""
     if df.empty or not df["metric"].astype(str).str.startswith("r2/").any():

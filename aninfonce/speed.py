@@ -1,4 +1,4 @@
-"""Opt-in speed settings of the synthetic trainers (issue 6), each a spec field
+"""Opt-in speed settings of the synthetic trainers, each a spec field
 so that every CSV row names the numerics that produced it.
 
 - ``fast`` (bool): the fused 2N x 2N loss (:mod:`aninfonce.losses`) and fused
@@ -41,7 +41,7 @@ COMPILE = ("off", "on", "cudagraphs")
 
 PRESETS: dict[str, dict[str, object]] = {
     # the default: each profile's own numerics -- the synthetic quick and paper
-    # sweeps use the fused float32 path (fast=True, issue 10), smoke and the
+    # sweeps use the fused float32 path (fast=True), smoke and the
     # plain-path reference use fast=False (the golden values pin them)
     "exact": {},
     "fast": dict(fast=True),

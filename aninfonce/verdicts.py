@@ -1,4 +1,4 @@
-"""Claim verdicts over seeds and over training (issue 11).
+"""Claim verdicts over seeds and over training.
 
 A claim's ``check`` compares numbers from a results table. This module
 evaluates it the way a reader needs:
@@ -43,7 +43,7 @@ import pandas as pd
 
 from .registry import Claim, Experiment
 
-SETTLED_FRACTION = 0.8  # a verdict must hold over the last fifth of training (issue 11)
+SETTLED_FRACTION = 0.8  # a verdict must hold over the last fifth of training
 STATUSES = ("PASS", "FAIL", "NOT SETTLED", "NO DATA")
 
 
@@ -202,7 +202,7 @@ def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
 # evaluations, as the rules first did, failed a stationary trace whenever its evaluation-to-evaluation
 # jitter came near the tolerance, at any length of training (Figure 3's linear runs at 20,000 steps: over
 # the last fifth the smallest Lambda^ rank at Lambda^ lr 0.2 wandered 5.3-6.5 and 4.3-7.0, sd 5 % and 14 % of
-# its mean, with no trend; evaluation-to-evaluation changes up to 16 % and 28 %; issue 10.4).
+# its mean, with no trend; evaluation-to-evaluation changes up to 16 % and 28 %).
 # Changed after those runs, with every verdict it re-judged listed in its commit.
 SETTLE_WINDOW = 0.05
 
@@ -229,7 +229,7 @@ def _window_ends(table: pd.DataFrame | pd.Series) -> tuple | None:
 # the run's largest rank: a rank that softplus drives towards zero shrinks geometrically and so changes
 # by a large fraction of itself at any length of training, while a change below 1 % of the top rank is
 # no change to the metric's shape a reader could see in the panel. Stated before the 10-epoch MNIST
-# stand-in runs (issue 14.4); the 4-epoch runs fail the rule with or without the floor (11-43 % over
+# stand-in runs; the 4-epoch runs fail the rule with or without the floor (11-43 % over
 # the ranks above it).
 LAMBDA_RANK_FLOOR = 0.01
 

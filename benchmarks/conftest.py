@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# The targets in issue 6 are stated for the 2 CPU cores of the build machines.
+# The speed targets these benchmarks check are stated for the 2 CPU cores of the build machines.
 THREADS = int(os.environ.get("ANINFONCE_BENCH_THREADS", "2"))
 torch.set_num_threads(THREADS)
 

@@ -1,4 +1,4 @@
-"""Views per second through the image tables' whole input path (issue 14.2):
+"""Views per second through the image tables' whole input path:
 files in the real on-disk format -> the real loader -> two recorded
 augmentations per image -> a DataLoader with CPU workers -> batches.
 ``extra_info.views_per_second`` is the number to compare with a GPU's

@@ -1,4 +1,4 @@
-"""Damage to the results costs the damaged run only (issue 13): every run is
+"""Damage to the results costs the damaged run only: every run is
 stored in its own file with a completion record (row count + hash); a run
 whose file was cut, altered or garbled is named and re-run alone; the long
 per-experiment CSV is derived and rebuilt, never a reason to retrain; kills

@@ -1,4 +1,4 @@
-"""The package's import graph (deferred imports included) has no circle (issue 12): layers
+"""The package's import graph (deferred imports included) has no circle: layers
 reach only down, and the registry never imports its entries."""
 
 import ast

@@ -1,4 +1,4 @@
-"""The one step loop's variants (issue 12): epochs of a data loader, one loss
+"""The one step loop's variants: epochs of a data loader, one loss
 per run of a batched model, no checkpoints."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Every value of the CIFAR10 and ImageNet recipes names its source (issue 14),
+"""Every value of the CIFAR10 and ImageNet recipes names its source,
 read from the settings that actually run."""
 
 import dataclasses

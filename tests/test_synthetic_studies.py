@@ -95,7 +95,7 @@ def test_one_term_ensemble_trains_exactly_like_a_single_run(tmp_path):
            [(r["step"], r["metric"], r.get("protocol")) for r in rows_one]
     # the ensemble steps with fused Adam, the plain single run with the unfused
     # kernel: equal maths, different float rounding, which training amplifies.
-    # Measured: up to 2.1e-6 relative (Intel and AMD EPYC, issue 13); a real
+    # Measured: up to 2.1e-6 relative (Intel and AMD EPYC); a real
     # difference of terms, seeds or Lambda moves these values by > 1e-2.
     assert [r["value"] for r in rows_single] == pytest.approx([r["value"] for r in rows_one], rel=1e-4, abs=1e-7)
 

@@ -1,4 +1,4 @@
-"""Verdicts per seed, over training, at the printed precision (issue 11)."""
+"""Verdicts per seed, over training, at the printed precision."""
 
 import dataclasses
 
@@ -403,7 +403,7 @@ def test_the_verdict_figure_holds_a_claims_colour_between_its_judged_steps():
 
 
 def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order():
-    """The report's lost-direction table (issue 10): AnInfoNCE runs only, a run listed when one of its
+    """The report's lost-direction table: AnInfoNCE runs only, a run listed when one of its
     held-out per-dim R^2 is below 0.9 at its last step, the dim in bold, rows in the grid's numeric order
     with seeds last (Lambda_2 = 25 before 100, not as strings)."""
     from aninfonce.report import lost_directions

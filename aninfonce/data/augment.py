@@ -71,7 +71,7 @@ class AugmentConfig:
 # 0.2s = 0.4, 0.4, 0.4, 0.1, applied with p = 0.8), grayscale 0.2, no blur.
 # Not solo-learn's: its CIFAR SimCLR recipe uses 0.8, 0.8, 0.8, 0.2 (with
 # temperature 0.2, LARS, a 2048-256 projector); (0.4, 0.4, 0.2, 0.1), used here
-# before issue 14, is BYOL's jitter. ImageNet: SimCLR's strength 1 (0.8, 0.8,
+# earlier, is BYOL's jitter. ImageNet: SimCLR's strength 1 (0.8, 0.8,
 # 0.8, 0.2) and blur with p = 0.5. MNIST stand-in: what makes sense for
 # grayscale digits (crop, flip, brightness, contrast); the crop keeps at least
 # 30 % of the area so that a digit stays a digit.

@@ -1,5 +1,5 @@
 """The photometric half of the SimCLR augmentations, applied to a whole batch
-at once on the run's device (issue 14.2).
+at once on the run's device.
 
 Why: the per-image path (:func:`.augment.apply_params`, in the loader
 workers) spends most of a view's time on colour, not on the crop. Measured on

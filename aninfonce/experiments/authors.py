@@ -1,4 +1,4 @@
-"""The authors' two logged runs, rerun at their exact setting (issue 10).
+"""The authors' two logged runs, rerun at their exact setting.
 
 `reference/authors-logs.csv` holds every row the authors' two committed
 training logs printed, every 250 steps [code]. This entry trains the same

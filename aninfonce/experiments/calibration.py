@@ -1,5 +1,5 @@
 """A time-compressed setting for the synthetic sweeps, calibrated against the
-authors' end state (issue 10).
+authors' end state.
 
 The Lambda_2 sweep, fig4, the hard negatives and the ensembles need runs
 that reach, within a CPU budget, the state the authors' runs reach after
@@ -9,7 +9,7 @@ optimisation schedule and the step count. It is *admitted* when, with at
 least 3 seeds, it reaches the authors' final logged state on both of their
 settings -- R^2 (all, same sample) within 0.005, MCC within 0.03, every
 sorted learned Lambda^ within 10 % -- and no seed loses a direction (every
-per-dim R^2 >= 0.9). Criteria from issue 10, fixed before any candidate ran.
+per-dim R^2 >= 0.9). Criteria fixed before any candidate ran.
 
 Why these candidates: Adam moves a parameter by about its learning rate per
 step, and Lambda^ = softplus(theta) must travel to ~23, so at the authors'
@@ -59,7 +59,7 @@ from ..trainers.synthetic import SyntheticSpec, train_synthetic
 from .authors import AUTHORS, SETTINGS, SMOKE, setting_of
 
 # name -> the optimisation changes against the authors' setting [recon]. Round 1
-# (issue 10's search) is closed: one seed each, seed 0, nothing admitted.
+# (the first search) is closed: one seed each, seed 0, nothing admitted.
 ROUND_1: dict[str, dict] = {
     "enc3x-lam10x-cos10k": dict(lr_f=3e-4, lr_metric=1e-2, lr_schedule="cosine", warmup_steps=500, steps=10_000),
     "enc10x-lam10x-cos10k": dict(lr_f=1e-3, lr_metric=1e-2, lr_schedule="cosine", warmup_steps=500, steps=10_000),
@@ -82,7 +82,7 @@ ROUND = {**{n: 1 for n in ROUND_1}, **{n: 2 for n in ROUND_2}}
 # the first seed that counts in each round: round 2 starts past seed 0, whose draw round 1 saw
 FIRST_SEED = {1: 0, 2: 1}
 MIN_SEEDS = 3
-# admission tolerances against the authors' end state [issue 10]
+# admission tolerances against the authors' end state, fixed before any candidate ran
 R2_TOL, MCC_TOL, LAMBDA_REL, LOST_DIM = 0.005, 0.03, 0.10, 0.9
 END_ROWS = 10  # the authors' end state: mean of their last 10 logged rows (2,500 steps), one row is noisy
 
@@ -291,5 +291,5 @@ register(Experiment(
           "~20k steps); enc10x-lam10x-cos10k loses a direction on bimodal (R² 0.801, one dim at R² 0.43, Λ̂ 2.6) "
           "and reaches linear MCC 0.905. The linear MCC grows with the summed learning rate; 0.96+ would take the "
           "equivalent of >= 50k of the authors' steps, beyond this entry's budget, so the sweeps run at the "
-          "authors' own setting (issue 10's rule when no schedule is admitted).",
+          "authors' own setting (the rule, fixed before the search, for when no schedule is admitted).",
 ))

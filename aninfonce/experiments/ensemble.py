@@ -66,7 +66,7 @@ SINGLES = tuple(f"t{k}" for k in range(N_TERMS))
 
 PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),  # [code] per term
-    # the authors' model and optimiser (1000 pairs per term), 10k steps, as fig2 quick (issue 10); the
+    # the authors' model and optimiser (1000 pairs per term), 10k steps, as fig2 quick; the
     # plain float32 path (an ensemble has no fused one). The 4-term run draws 4000 pairs a step
     "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000),
     "smoke": dict(batch=32, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),

@@ -43,7 +43,7 @@ LAMBDA2_SWEEP = (5.0, 10.0, 25.0, 50.0, 100.0, 200.0)
 FOCUS_LAMBDA2 = 25.0  # panels B-D [caption]
 
 # Per-profile training settings. `paper` is the authors' [code]. `quick` is
-# their model and optimiser too (issue 10: no time-compressed schedule was
+# their model and optimiser too (no time-compressed schedule was
 # admitted by the calibration entry), shortened in steps only: 10k of their
 # ~100k steps, on the fast float32 path (fused loss and Adam, same maths).
 # At 10k steps their own runs are still learning (loss still falling ~0.2 nats
@@ -84,7 +84,7 @@ def _linear(profile: str, n_seeds: int) -> list[SyntheticSpec]:
 # Margins set from the science before any quick run: R^2 >= 0.85 is "kept"
 # (the mixing alone scores about 0.4-0.7), a fall of >= 0.3 in style R^2 is "lost".
 KEPT, LOST_DROP = C.KEPT, 0.3  # KEPT is shared by every synthetic entry (claims.py)
-# Set with issue 11, before the runs that judge them: a block "leaks" when
+# Set before the runs that judge them: a block "leaks" when
 # the other block's dims explain more than 10 % of its variance; AnInfoNCE
 # "reaches the minimum" within 0.05 nats, about 1 % of a loss of ~4-5 at
 # batch 1000 (the fixed evaluation batch is the same for both numbers).
@@ -166,7 +166,7 @@ def block_orthogonal(df: pd.DataFrame, **where) -> ClaimResult:
     other = {b: C.final_value(sel, f"r2_block/{b}/other") for b in ("content", "style")}
     m = C.final_value(sel, "mcc", protocol=None)
     if any(np.isnan(v) for v in [*own.values(), *other.values()]):
-        return ClaimResult(None, "no block rows: these runs predate the block test (issue 11); rerun to judge it")
+        return ClaimResult(None, "no block rows: these runs predate the block test; rerun to judge it")
     ok = (all(C.at_least(v, KEPT) for v in own.values()) and all(C.at_most(v, BLOCK_LEAK) for v in other.values())
           and C.at_most(m, 0.85))
     return ClaimResult(ok, "R^2 from own / other dims: " + ", ".join(f"{b} {own[b]:.3f} / {other[b]:.3f}" for b in own)

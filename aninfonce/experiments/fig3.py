@@ -72,7 +72,7 @@ PROFILE_SETTINGS: dict[str, dict] = {
     "quick": dict(
         batch=256,  # [recon] paper: 1000
         # [recon] paper: 100,000. Panels A, B (bimodal runs): 8000 steps; panels C, D (linear runs): QUICK_LINEAR_STEPS.
-        # First chosen from a probe (seed 0, 4000 steps, issue 10.4) as 3000 / 8000: panel C's sorted Lambda^ then
+        # First chosen from a probe (seed 0, 4000 steps) as 3000 / 8000: panel C's sorted Lambda^ then
         # moved <= 7 % per last fifth from 1600 steps on, but the 3000 / 8000-step runs did not settle: at 3000 steps
         # the Lambda_2 = 200 runs' loss still fell (0.34 -> 0.24 from 1500 steps) and their top Lambda^ still rose
         # ~1.3 per 100 steps (AnInfoNCE 76 -> 104 over the last fifth); at 8000 panel D's top ranks still rose ~1.1

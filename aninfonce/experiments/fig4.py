@@ -55,7 +55,7 @@ GRIDS: dict[str, dict] = {
 PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict({k: v for k, v in AUTHORS_SETTING.items() if k != "batch"}, steps=100_000, eval_every=5000,
                   fast=True),  # [code] optimiser and length, fused float32 path
-    # the authors' model and optimiser (batch is the swept variable), 10k steps, as fig2 quick (issue 10).
+    # the authors' model and optimiser (batch is the swept variable), 10k steps, as fig2 quick.
     # At their Lambda^ lr 1e-3 Adam moves Lambda^ by ~1e-3 a step, so in 10k steps it reaches ~10, not kappa:
     # panel C shows how far it got
     "quick": dict({k: v for k, v in AUTHORS_SETTING.items() if k != "batch"}, steps=10_000, eval_every=1000,

@@ -45,7 +45,7 @@ LAM1, LAM2 = 5.0, 25.0  # the focus setting of Figure 2 [code]
 
 PROFILE_SETTINGS: dict[str, dict] = {
     "paper": dict(AUTHORS_SETTING, steps=100_000, eval_every=5000, fast=True),  # [code], fused float32 path
-    # the authors' model and optimiser, 10k of their ~100k steps, as fig2 quick (issue 10)
+    # the authors' model and optimiser, 10k of their ~100k steps, as fig2 quick
     "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000, fast=True),
     "smoke": dict(batch=64, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
 }

@@ -1,4 +1,4 @@
-"""Where each value of the CIFAR10 and ImageNet recipes comes from (issue 14).
+"""Where each value of the CIFAR10 and ImageNet recipes comes from.
 
 Nothing of these recipes is in the authors' public code or the captions: every
 value is [recon]. What differs is where it was taken from, and whether we
@@ -24,7 +24,7 @@ Origins, and how each was checked:
   here.
 - *solo-learn*: its CIFAR SimCLR configuration (scripts/pretrain/cifar/
   simclr.yaml and augmentations/symmetric.yaml, read in its public
-  repository for issue 14): ResNet-18, 1000 epochs, LARS lr 0.4 at batch 256,
+  repository): ResNet-18, 1000 epochs, LARS lr 0.4 at batch 256,
   temperature 0.2, projector 2048-256, jitter 0.8/0.8/0.8/0.2. We take from it
   only the run length behind its ~90.7-91 % reference point and tau = 0.2.
 - *ours*: a choice of this project, no outside source.

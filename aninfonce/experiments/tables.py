@@ -89,7 +89,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         "paper": dict(dataset="mnist", arch="smallcnn", width=32, augment="mnist", epochs=100, batch=512, lr=0.3,
                       weight_decay=5e-4, warmup_epochs=5.0, proj_hidden=512, proj_dim=64, recovery_views=10_000),
         # [recon] 2 CPU cores: small CNN (width 16, 64-d features), 10 epochs of the 60k MNIST training
-        # images (issue 14.4: 3 seeds x 3 losses in <= 2 h on 2 cores; 12-16 min a run); lr 0.3 x batch / 256
+        # images (budget: 3 seeds x 3 losses in <= 2 h on 2 cores; 12-16 min a run); lr 0.3 x batch / 256
         # instead of 0.03 so that a few thousand steps learn something. At 2 epochs the learned Lambda^ still
         # rose ~25 % an epoch (mean 5.0 -> 7.3 -> 9.2), and at 4 epochs with Adam at 1e-2 it was still rising at
         # about Adam's top speed (lr x 234 steps ~ 2.3 an epoch in softplus units): AnInfoNCE's top rank
@@ -145,7 +145,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
 # (benchmarks/measured/h200-2026-11-29/; training steps only, rounded up for the evaluation):
 # CIFAR10 2.7 s/epoch x 1000 epochs (loader kept up); ImageNet 564 s/epoch x 100 epochs (ResNet-50,
 # 2,274 pairs/s; the loader kept up without JPEG decoding, which needs >= 12 workers on top).
-# Settled training, stated before the 4-epoch stand-in runs (issue 14.4): a verdict needs every run's
+# Settled training, stated before the 4-epoch stand-in runs: a verdict needs every run's
 # sorted learned Lambda^ to have moved by at most 10 % over its last fifth (its last epoch), as Figure 3's.
 SETTLE_LAMBDA_REL = {"mnist-standin-table": 0.10}
 
@@ -186,7 +186,7 @@ def headline(df: pd.DataFrame, metric: str) -> pd.Series:
 # invariant) and by >= 0.02 on the backbone (which keeps much augmentation
 # information under either loss, so a smaller gap is still a finding).
 MORE_PROJ, MORE_BACKBONE, ANISOTROPY = 0.05, 0.02, 2.0
-# "Lower linear accuracy": set with issue 11, before the runs that judge it,
+# "Lower linear accuracy": set before the runs that judge it,
 # replacing a strict a < b (which passed one run at -0.38 points, i.e. noise):
 # AnInfoNCE's linear top-1 is lower by >= 1.0 percentage point, about beyond
 # the seed-to-seed spread usually reported for linear probes.

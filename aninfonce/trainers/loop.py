@@ -1,4 +1,4 @@
-"""The one step loop every trainer shares (issue 12): resume from a
+"""The one step loop every trainer shares: resume from a
 checkpoint, step, evaluate every ``eval_every`` steps, check the loss is
 finite, snapshot. The framework owns the cadence, timing and checkpoints; a
 trainer only supplies ``step``, ``evaluate`` and its state.

@@ -42,7 +42,7 @@ class SyntheticSpec(RunSpec):
     hard_beta: float = 0.0
     authors_quirk: bool = False
     mixing_draws: int = CONDITION_DRAWS
-    # the optimisation schedule (issue 10's time-compressed settings): linear
+    # the optimisation schedule (the time-compressed settings the calibration entry tries): linear
     # warm-up over ``warmup_steps``, then "constant" (the authors' [code]) or
     # "cosine" decay to zero at ``steps``; both learning rates follow it
     lr_schedule: str = "constant"
