@@ -98,6 +98,10 @@ class Experiment:
     # probe, KNN and recovery): there a step without those rows is not a failing step; settling then
     # rests on the settle rules above
     judged_steps: str = "every"
+    # an entry that trains only when named (a search such as the calibration, whose open candidates would
+    # cost hours): `python reproduce.py` with no names skips it on quick and paper, saying so (smoke, CI's
+    # plumbing check, runs it); its committed results are read
+    run_when_named: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -283,3 +283,14 @@ def test_a_bug_keeps_its_traceback_while_user_errors_are_one_line(tmp_path, dirs
     with pytest.raises(ValueError, match="a bug in a trainer"):
         main(["fig5", "--profile", "smoke", "--executor", "local", *dirs])
     assert main(["fig5", "--profile", "smoke", "--device", "tpu", *dirs]) == 2
+
+
+def test_an_entry_that_trains_only_when_named_is_skipped_by_run_everything(tmp_path, dirs, capsys):
+    """The calibration's open candidates cost hours: `python reproduce.py` alone plans nothing of it
+    (saying so), naming it plans its runs."""
+    assert main(["--profile", "quick", "--dry-run", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "not training calibration: it trains only when named" in out
+    assert not re.search(r"^calibration\s", out, re.M)
+    assert main(["calibration", "--profile", "quick", "--dry-run", *dirs]) == 0
+    assert re.search(r"^calibration\s+0\s+0\s+\d+", capsys.readouterr().out, re.M)
