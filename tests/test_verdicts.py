@@ -442,3 +442,19 @@ def test_every_claim_id_is_unique_across_the_registry():
     ids = Counter(c.id for exp in all_experiments().values() for c in exp.claims)
     assert [i for i, n in ids.items() if n > 1] == []
     assert len(ids) > 50
+
+
+def test_the_rule_change_log_is_complete_and_printed():
+    """Each entry states the old and new rule, why, and either the verdicts it changed or what did not
+    change; ids are unique; the report prints every entry with its verdict table."""
+    from aninfonce.report import rule_changes_section
+    from aninfonce.rule_changes import RULE_CHANGES
+
+    assert len({c.id for c in RULE_CHANGES}) == len(RULE_CHANGES) >= 3
+    for c in RULE_CHANGES:
+        assert c.old and c.new and c.why and c.when and (c.verdicts or c.unchanged), c.id
+        assert all(len(v) == 3 and all(v) for v in c.verdicts), c.id
+    text = rule_changes_section()
+    assert text.startswith("## Rule changes after data")
+    assert all(f"### `{c.id}`" in text for c in RULE_CHANGES)
+    assert "| `authors-logs.bimodal-25-5.mcc` | FAIL (28 of 33) | PASS |" in text
