@@ -175,7 +175,8 @@ def cmd_adopt(exps, args) -> None:
 
 def cmd_check(exps, args) -> int:
     exps = speed_scope(exps, args)
-    frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
+    damaged: dict[str, str] = {}
+    frames = report.load_all(exps, args.results_dir, args.profile, args.speed, damaged)
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     failed = unsettled = False
     if verdicts:
@@ -183,7 +184,6 @@ def cmd_check(exps, args) -> int:
         print(f"\nclaims: {report.summary(verdicts)}")
         failed |= any(v.status == "FAIL" for v in verdicts)
         unsettled = any(v.status in ("NOT SETTLED", "NO DATA") for v in verdicts)
-    damaged = report.damaged_runs(exps, args.results_dir, args.profile)
     missing = report.missing_runs(exps, frames, "smoke") if args.profile == "smoke" else []
     if damaged or missing:
         # the golden comparison would blame the values; the runs themselves are what to fix
@@ -248,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.update_golden:
             if args.profile != "smoke" or args.speed != "exact":
                 raise BadInput("golden values are kept for the smoke profile with --speed exact only")
-            frames = report.load_all(exps, args.results_dir, "smoke")
-            gaps = [*report.damaged_runs(exps, args.results_dir, "smoke"), *report.missing_runs(exps, frames, "smoke")]
+            damaged = {}
+            frames = report.load_all(exps, args.results_dir, "smoke", damaged=damaged)
+            gaps = [*damaged, *report.missing_runs(exps, frames, "smoke")]
             if gaps:
                 raise BadInput(f"--update-golden refuses an incomplete smoke grid ({len(gaps)} run(s) damaged or "
                                f"missing, e.g. {gaps[0]}); run `python reproduce.py --profile smoke` first")

@@ -24,13 +24,18 @@ GOLDEN_RTOL, GOLDEN_ATOL = 1e-3, 1e-4
 
 
 def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
-             speed: str = "exact") -> dict[str, pd.DataFrame]:
+             speed: str = "exact", damaged: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """Each experiment's rows, restricted to runs of its current grid: rows of
     a run whose spec is no longer in the registry (a changed grid or default)
-    are stale and would silently mix two protocols in one figure."""
+    are stale and would silently mix two protocols in one figure. A run file
+    that cannot prove itself (cut, garbled or edited since it finished) is
+    left out, and recorded in ``damaged`` ('experiment run_key' -> why) when
+    given."""
     frames = {}
     for e in experiments:
         df, bad = results.read_runs(results.csv_path(results_dir, profile, e.id))
+        if damaged is not None:
+            damaged.update({f"{e.id} {key}": why for key, why in bad.items()})
         if bad:
             print(f"note: leaving out {len(bad)} incomplete run(s) of {e.id} ("
                   + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")
@@ -43,16 +48,6 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
                 df = df[~stale]
         frames[e.id] = df
     return frames
-
-
-def damaged_runs(experiments: list[Experiment], results_dir: Path, profile: str) -> dict[str, str]:
-    """'experiment run_key' -> why, for every run file that cannot prove itself
-    (cut, garbled or edited since it finished)."""
-    out = {}
-    for e in experiments:
-        _, bad = results.read_runs(results.csv_path(results_dir, profile, e.id))
-        out.update({f"{e.id} {key}": why for key, why in bad.items()})
-    return out
 
 
 def missing_runs(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,

@@ -210,13 +210,15 @@ def slower_than_theirs(df: pd.DataFrame, setting: str) -> dict | None:
     theirs = np.array([_summaries_ref(r, "loss_train", steps)[0] for r in refs.values()])
     test = stats.ttest_ind(mine, theirs, equal_var=True)
     ci = test.confidence_interval(0.95)
-    ahead = sum(all(refs[LOGGED].at[s, COLUMNS["loss_train"]] < v for v in ours.loc[s]) for s in _matched(ours, refs[LOGGED]))
-    behind = sum(all(refs[LOGGED].at[s, COLUMNS["loss_train"]] > v for v in ours.loc[s]) for s in _matched(ours, refs[LOGGED]))
+    logged = refs[LOGGED][COLUMNS["loss_train"]]
+    on_log = _matched(ours, refs[LOGGED])
+    ahead = sum(bool((ours.loc[s] > logged[s]).all()) for s in on_log)
+    behind = sum(bool((ours.loc[s] < logged[s]).all()) for s in on_log)
     answer = ("yes: our loss is higher" if ci.low > 0 else "no: our loss is lower" if ci.high < 0
               else "not at 95 % confidence")
     return {"setting": setting, "steps": (steps[0], steps[-1]), "n_ours": len(mine), "n_refs": len(theirs),
             "diff": float(mine.mean() - theirs.mean()), "ci": (float(ci.low), float(ci.high)), "p": float(test.pvalue),
-            "answer": answer, "log_ahead": ahead, "log_behind": behind, "log_steps": len(_matched(ours, refs[LOGGED]))}
+            "answer": answer, "log_ahead": ahead, "log_behind": behind, "log_steps": len(on_log)}
 
 
 def shared_variation(df: pd.DataFrame) -> str:
