@@ -257,6 +257,34 @@ def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
     return out
 
 
+def lambda_scale_shape(df: pd.DataFrame) -> pd.DataFrame:
+    """A sensitivity check beside the Lambda^ settle rule, never in its place:
+    per run, how far the sorted learned Lambda^ moved over its last fifth,
+    split into its scale (the median, relative to its final value) and its
+    shape (Lambda^ / sum Lambda^, each rank against its final value floored at
+    ``LAMBDA_RANK_FLOOR`` of the largest, the largest change), besides the
+    rule's own number (``moving_lambda``). A learned temperature's scale
+    drifting with a fixed shape breaks the rule without any rank moving
+    relative to the others. Columns: run_key, rule, scale, shape."""
+    out = []
+    lam = df[df["metric"].astype(str).str.match(r"lambda_hat(_sorted)?/")]
+    for key, run in lam.groupby(lam["run_key"].astype(str)):
+        table = run.pivot_table(index=pd.to_numeric(run["step"]), columns="metric", values="value").sort_index()
+        ranks = pd.DataFrame(np.sort(table.to_numpy(), axis=1), index=table.index)
+        shape = ranks.div(ranks.sum(axis=1), axis=0)
+        ends, shape_ends = _window_ends(ranks), _window_ends(shape)
+        if ends is None or shape_ends is None:
+            continue
+        start, end = ends[0].to_numpy(), ends[1].to_numpy()
+        rule = float(np.max(np.abs(end - start) / np.maximum(np.abs(end), LAMBDA_RANK_FLOOR * np.max(np.abs(end)))))
+        med0, med1 = float(np.median(start)), float(np.median(end))
+        s0, s1 = shape_ends[0].to_numpy(), shape_ends[1].to_numpy()
+        shape_change = float(np.max(np.abs(s1 - s0) / np.maximum(np.abs(s1), LAMBDA_RANK_FLOOR * np.max(np.abs(s1)))))
+        out.append({"run_key": key, "rule": rule, "scale": abs(med1 - med0) / abs(med1) if med1 else np.nan,
+                    "shape": shape_change})
+    return pd.DataFrame(out, columns=["run_key", "rule", "scale", "shape"])
+
+
 def _settle_breaches(exp: Experiment, df: pd.DataFrame) -> list[tuple[dict[str, float], str]]:
     """For each settle rule the entry names and some run breaks: (run key ->
     how far it moved, why in words)."""

@@ -458,3 +458,19 @@ def test_the_rule_change_log_is_complete_and_printed():
     assert text.startswith("## Rule changes after data")
     assert all(f"### `{c.id}`" in text for c in RULE_CHANGES)
     assert "| `authors-logs.bimodal-25-5.mcc` | FAIL (28 of 33) | PASS |" in text
+
+
+def test_lambda_scale_shape_splits_a_drifting_scale_from_a_moving_shape():
+    """A Lambda^ whose every rank grows by the same factor moves in scale only;
+    one whose ranks trade places moves in shape; the settle rule sees both."""
+    from aninfonce.verdicts import lambda_scale_shape
+
+    rows = []
+    for key, at in (("scale", lambda step, i: (1 + step / 25) * (i + 1)),
+                    ("shape", lambda step, i: (i + 1) + (step / 25) * (i == 0))):
+        for step in range(0, 101, 10):
+            rows += [{"run_key": key, "step": step, "metric": f"lambda_hat/{i}", "value": at(step, i)} for i in range(4)]
+    moved = lambda_scale_shape(pd.DataFrame(rows)).set_index("run_key")
+    assert moved.loc["scale", "rule"] > 0.1 and moved.loc["scale", "scale"] > 0.1
+    assert moved.loc["scale", "shape"] < 1e-9
+    assert moved.loc["shape", "rule"] > 0.1 and moved.loc["shape", "shape"] > 0.1

@@ -41,7 +41,7 @@ from ..frames import final_step, indexed_metric
 from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
-from ..verdicts import SETTLED_FRACTION, moving_lambda
+from ..verdicts import SETTLED_FRACTION, lambda_scale_shape, moving_lambda
 from .recipes import SOURCES as RECIPE_SOURCES
 from .recipes import recipe_table
 
@@ -412,8 +412,35 @@ def _reference(experiment: str):
             lines.append(f"| ours, {LABELS[loss]} | `{proto}` | {100 * lin[loss]:.1f} |")
         if not REFERENCE[experiment]:
             lines.append("| (no paper number: MNIST is a stand-in) | | |")
+        if experiment in SETTLE_LAMBDA_REL:
+            lines += ["", _scale_shape(df, SETTLE_LAMBDA_REL[experiment])]
         return "\n".join(lines)
     return ref
+
+
+def _scale_shape(df: pd.DataFrame, rel: float) -> str:
+    """The Lambda^ settle rule beside a scale / shape split of the same
+    movement: a sensitivity check shown with the verdicts, never in their place
+    (the verdicts keep the rule they were judged by)."""
+    moved = lambda_scale_shape(df)
+    if moved.empty:
+        return ""
+    runs = df.drop_duplicates("run_key").set_index(df.drop_duplicates("run_key")["run_key"].astype(str))
+    lines = [f"Sensitivity check, not a verdict: over each run's last fifth, the settle rule's number (sorted Λ̂, "
+             f"<= {rel:.0%} to settle) beside the same movement split into Λ̂'s scale (its median) and its shape "
+             "(Λ̂ / ΣΛ̂, each rank against its final value). The claims' verdicts keep the rule they were judged by.",
+             "", "| loss | seed | rule | scale (median) | shape (Λ̂ / ΣΛ̂) |", "|---|---|---|---|---|"]
+    moved = moved.assign(loss=[runs.loc[k, "loss"] for k in moved["run_key"]],
+                         seed=[runs.loc[k, "seed"] for k in moved["run_key"]]).sort_values(["loss", "seed"])
+    for r in moved.itertuples():
+        run = runs.loc[r.run_key]
+        lines.append(f"| {LABELS.get(run['loss'], run['loss'])} | {run['seed']} | {r.rule:.1%}"
+                     f"{'' if r.rule <= rel else ' (moving)'} | {r.scale:.1%} | {r.shape:.1%} |")
+    settled = (moved["rule"] <= rel).sum()
+    shape_settled = (moved["shape"] <= rel).sum()
+    lines += ["", f"{settled} of {len(moved)} runs settle under the rule; {shape_settled} of {len(moved)} would under "
+                  f"the shape alone at the same {rel:.0%}."]
+    return "\n".join(lines)
 
 
 NOTES = {
