@@ -382,3 +382,29 @@ def test_code_dirty_ignores_outputs(tmp_path):
     assert not code_dirty(tmp_path)
     (tmp_path / "pkg/mod.py").write_text("v2\n")
     assert code_dirty(tmp_path)
+
+
+# ---------------------------------------------------------------- estimates name their device
+
+def test_dry_run_estimates_name_their_device(tmp_path, capsys):
+    """paper: measured GPU time on a named device, else 'unmeasured' (never a CPU
+    figure); quick: labelled CPU, its wall divided among --jobs workers."""
+    from aninfonce.cli import main
+
+    assert main(["fig2", "fig3", "--profile", "paper", "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    fig2, fig3 = (next(line for line in out.splitlines() if line.startswith(e + " ")) for e in ("fig2", "fig3"))
+    assert fig2.endswith("on one NVIDIA H200, 8 runs per GPU (measured)") and fig3.endswith("unmeasured"), out
+    assert "unmeasured on GPU (no step time measured; not included): fig3 (20)" in out and "CPU" not in out
+    assert main(["fig2", "--dry-run", "--jobs", "3", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CPU time left" in out and "wall at --jobs 3" in out and "GPU" not in out, out
+
+
+def test_measured_gpu_time_is_the_committed_paper_runs(tmp_path):
+    """The fig2 GPU step time is the one the committed paper runs recorded."""
+    from aninfonce.estimates import GPU_MEASURED
+
+    df = results.load(ROOT / "results" / "paper" / "fig2.csv").drop_duplicates("run_key")
+    per_step = (pd.to_numeric(df["wall_seconds"]) / pd.to_numeric(df["steps"])).mean()
+    assert GPU_MEASURED["fig2"].seconds == pytest.approx(per_step, rel=0.02)
