@@ -17,9 +17,11 @@ from . import (
 )
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
-from .executors import EXECUTORS, SlurmResources, run_all
+from .executors import EXECUTORS, SlurmResources, default_jobs, run_all
 from .registry import PROFILES, all_experiments, select
-from .runner import format_plan, format_seconds, plan, resolve_device
+from .estimates import format_plan
+from .runner import format_seconds, plan, resolve_device
+from .slurm import RUNS_PER_GPU
 from .speed import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,16 +41,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--executor", default="pool", choices=EXECUTORS,
                    help="local = this process; pool = parallel single-thread processes (default); slurm = submitit")
     p.add_argument("--jobs", type=int, default=None, help="pool size (default: one per CPU core)")
-    slurm = p.add_argument_group("--executor slurm only", "each run is one SLURM job; with --device auto (the "
-                                 "default) a job's device follows the GPUs it asks for")
+    slurm = p.add_argument_group("--executor slurm only", "submits the runs not yet cached nor in flight as "
+                                 "SLURM job arrays, records them and returns; rerun the same command to see what "
+                                 "is in flight and gather what finished (docs/CLUSTER.md)")
     slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
     slurm.add_argument("--slurm-gpus-per-run", type=int, default=None,
-                       help="GPUs per run (default 1 for the image entries, 0 for the others; 1 for all with "
-                            "--device cuda); an image run with N > 1 trains data-parallel, one task per GPU; "
-                            "the other entries take at most 1")
+                       help="GPUs per run (default 1; 0 with --device cpu); an image run with N > 1 trains "
+                            "data-parallel, one task per GPU; the other entries take at most 1")
+    slurm.add_argument("--slurm-runs-per-gpu", type=int, default=None,
+                       help="single-GPU runs (every entry but the image tables) trained side by side on one "
+                            "GPU, one process and one CPU each, as one job (default 8)")
     slurm.add_argument("--slurm-cpus-per-task", type=int, default=None, help="CPUs per task (default: the cluster's)")
     slurm.add_argument("--slurm-time-min", type=int, default=None,
                        help="wall-time limit per job in minutes (default 1440)")
+    slurm.add_argument("--wait", action="store_true", default=None,
+                       help="block until every job ended, then draw the report (small grids, tests)")
     p.add_argument("--speed", default="exact", choices=PRESETS,
                    help="numerics of the synthetic runs: exact (default, the stored results) | fast (fused loss "
                         "and Adam) | fast-lowp (+ bf16/TF32 encoder products) | fast-compile | fast-cudagraphs; "
@@ -81,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 
-SLURM_OPTIONS = ("slurm_partition", "slurm_gpus_per_run", "slurm_cpus_per_task", "slurm_time_min")
+SLURM_OPTIONS = ("slurm_partition", "slurm_gpus_per_run", "slurm_cpus_per_task", "slurm_time_min",
+                 "slurm_runs_per_gpu", "wait")
 
 
 def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
@@ -95,7 +103,8 @@ def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
         return None
     return SlurmResources(partition=args.slurm_partition, gpus_per_run=args.slurm_gpus_per_run,
                           cpus_per_task=args.slurm_cpus_per_task, device=args.device,
-                          **({"time_min": args.slurm_time_min} if args.slurm_time_min is not None else {}))
+                          **({"time_min": args.slurm_time_min} if args.slurm_time_min is not None else {}),
+                          **({"runs_per_gpu": args.slurm_runs_per_gpu} if args.slurm_runs_per_gpu is not None else {}))
 
 
 def measured_quick(exp, results_dir: Path) -> str:
@@ -277,13 +286,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipping {eid}: {why}")
             to_run = [e for e in to_run if e.id not in missing]
         runs = plan(to_run, args.profile, args.seeds, args.results_dir, args.speed)
-        print(format_plan(runs, args.profile))
+        jobs = 1 if args.executor == "local" else args.jobs or default_jobs()
+        print(format_plan(runs, args.profile, args.results_dir, jobs, gpu=args.profile == "paper" and args.device != "cpu",
+                          runs_per_gpu=args.slurm_runs_per_gpu or RUNS_PER_GPU))
         if args.dry_run:
             return 0
         results.check_writable(args.results_dir / args.profile)
         t0 = time.perf_counter()
-        run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root), args.jobs,
-                slurm=slurm)
+        in_flight = run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root),
+                            args.jobs, slurm=slurm, wait=bool(args.wait))
+        if in_flight:  # figures wait for the grid; --plot-only draws what is there now
+            print(f"figures and report not regenerated while {in_flight} runs are in flight (`python reproduce.py "
+                  f"--profile {args.profile} --plot-only` draws what has finished)")
+            return 0
         verdicts, path = plot_and_report(exps, args)
         print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
               f"figures and report in {path.parent} (claims: {report.summary(verdicts)}; details: {path})")

@@ -1,7 +1,9 @@
 """Where runs execute: in this process (``local``), in a pool of single-thread
 worker processes on this machine (``pool``), or on a SLURM cluster through
-submitit (``slurm``: one job per run; a data-parallel image run on N > 1 GPUs
-is one job of N tasks, each a rank of :func:`aninfonce.torchrun.run_ranks`).
+submitit (``slurm``: single-device runs several to a GPU, one process each; a
+data-parallel image run on N > 1 GPUs is one job of N tasks, each a rank of
+:func:`aninfonce.torchrun.run_ranks`; submission returns and records what is
+in flight, :mod:`aninfonce.slurm`).
 Every executor calls :func:`runner.run_one` (on rank 0 only, for N ranks), which
 appends a finished run's rows under a file lock, so concurrent runs never lose
 or duplicate a row."""
@@ -21,13 +23,20 @@ from typing import Any, Callable
 import torch
 
 from .errors import BadInput
+from .progress import PoolProgress
 from .runner import PlannedRun, execute, format_seconds, run_one
+from .slurm import InFlight, SlurmResources, ended
 
 EXECUTORS = ("local", "pool", "slurm")
 
 
-def _worker_init(threads: int) -> None:
+_PROGRESS = None  # in a pool worker: the queue its runs report progress to (run_pool)
+
+
+def _worker_init(threads: int, progress=None) -> None:
+    global _PROGRESS
     torch.set_num_threads(threads)
+    _PROGRESS = progress
     _die_with_parent()
 
 
@@ -87,9 +96,17 @@ def _planned(job: Job) -> PlannedRun:
 
 
 def _pool_job(job: Job) -> float:
-    """Runs in a worker process (a pool worker, or a single-task SLURM job)."""
+    """Runs in a worker process (a pool worker, or a single-task SLURM job). In
+    a pool, the run's progress goes to the parent at each of its progress
+    updates (evaluation points: no extra host sync in the step loop)."""
+    report = None
+    if _PROGRESS is not None:
+        queue, key = _PROGRESS, job.spec.key
+
+        def report(n: int, total: int | None) -> None:
+            queue.put_nowait((key, n, total))
     return run_one(_planned(job), job.profile, torch.device(job.device), job.results_dir, job.data_root,
-                   show_progress=False)
+                   show_progress=False, report=report)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,91 +160,44 @@ def _portable(err: BaseException) -> BaseException:
     return err if _picklable(err) else RuntimeError(f"{type(err).__name__}: {err}")
 
 
-@dataclasses.dataclass(frozen=True)
-class SlurmResources:
-    """What each SLURM job of ``--executor slurm`` asks for, as submitit's
-    AutoExecutor parameters. A run that trains data-parallel (an image entry)
-    with more than one GPU runs as one task per GPU (:func:`_rank_job`); any
-    other run is one task on at most one GPU (:func:`_caught_job`)."""
-
-    partition: str | None = None  # None: the cluster's default partition
-    gpus_per_run: int | None = None  # None: from device (auto: 1 for an image run, 0 for the others)
-    cpus_per_task: int | None = None  # None: the cluster's default
-    time_min: int = 24 * 60
-    device: str = "auto"  # the --device asked for: cuda = a GPU for every run, cpu = none
-    tasks_per_run: int | None = None  # None: one per GPU; >1 without GPUs = gloo ranks on CPU (tests)
-
-    def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise BadInput(f"unknown device {self.device!r}; choose auto, cpu or cuda")
-        if self.device == "cpu" and self.gpus_per_run:
-            raise BadInput("--device cpu contradicts --slurm-gpus-per-run above 0; drop one of them")
-        for name, option, least in (("gpus_per_run", "--slurm-gpus-per-run", 0),
-                                    ("cpus_per_task", "--slurm-cpus-per-task", 1),
-                                    ("time_min", "--slurm-time-min", 1), ("tasks_per_run", "tasks_per_run", 1)):
-            value = getattr(self, name)
-            if value is not None and value < least:
-                raise BadInput(f"{option} must be at least {least}, not {value}")
-
-    def gpus(self, run: PlannedRun) -> int:
-        parallel = _data_parallel(run)
-        if self.gpus_per_run is not None:
-            return self.gpus_per_run if parallel else min(self.gpus_per_run, 1)
-        return 1 if self.device == "cuda" or (self.device == "auto" and parallel) else 0
-
-    def tasks(self, run: PlannedRun) -> int:
-        if not _data_parallel(run):
-            return 1
-        return self.tasks_per_run or max(1, self.gpus(run))
-
-    def parameters(self, run: PlannedRun) -> dict[str, Any]:
-        """submitit's names: the generic timeout_min, gpus_per_node, tasks_per_node and
-        cpus_per_task, and slurm_partition (used on SLURM only). A default (no GPU, one
-        task, the cluster's CPUs and partition) is left out of the sbatch file."""
-        gpus, tasks = self.gpus(run), self.tasks(run)
-        out = {"timeout_min": self.time_min, "gpus_per_node": gpus or None,
-               "tasks_per_node": tasks if tasks > 1 else None, "cpus_per_task": self.cpus_per_task,
-               "slurm_partition": self.partition}
-        return {k: v for k, v in out.items() if v is not None}
-
-
-def _data_parallel(run: PlannedRun) -> bool:
-    """The image entries train data-parallel (aninfonce.trainers.simclr); the others on one device."""
-    from .trainers.simclr import ImageSSLSpec
-
-    return isinstance(run.spec, ImageSSLSpec)
-
-
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def run_pool(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path, data_root: Path | None,
-             jobs: int, log: Callable[[str], None] = print) -> None:
+             jobs: int, log: Callable[[str], None] = print, progress_stream=None) -> None:
     """Independent runs in ``jobs`` processes, one torch thread each. On 2 CPU
     cores two single-thread processes of the synthetic model do about 1.5x the
-    steps of one two-thread process."""
+    steps of one two-thread process. Progress: one line on ``progress_stream``
+    (default stderr, :class:`PoolProgress`) and one line per finished run."""
     todo = [r for r in runs if r.status != "done"]
     if not todo:
         return
     ctx = mp.get_context("spawn")  # fork + torch threads is unsafe
     errors: list[BaseException] = []
+    progress = PoolProgress(todo, ctx.Queue(), progress_stream)
+    log = progress.wrap(log)
     pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-                                  initargs=(1,))
+                                  initargs=(1, progress.queue))
     try:
         futures = {pool.submit(_pool_job, Job.of(r, profile, device, results_dir, data_root)): r for r in todo}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             run = futures[fut]
+            progress.finished(run.spec.key)
             try:
                 wall = fut.result()
             except Exception as err:  # the other runs are independent: finish them, then report
                 errors.append(err)
                 log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED: {type(err).__name__}: {err}")
                 continue
-            log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)} -> {run.csv}")
+            steps = getattr(run.spec, "steps", None)
+            rate = f", {steps / wall:,.1f} steps/s" if steps and wall > 0 else ""
+            log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)}{rate} -> {run.csv}")
     except BaseException:  # Ctrl-C: drop the queued runs; finished ones are saved, killed ones resume
+        progress.stop()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    progress.stop()
     pool.shutdown(wait=True)
     _raise_first(errors, len(todo))
 
@@ -250,57 +220,174 @@ def _raise_first(errors: list[BaseException], n: int) -> None:
 def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device | None, results_dir: Path,
               data_root: Path | None, log: Callable[[str], None] = print, folder: Path | None = None,
               cluster: str | None = None, slurm_params: dict | None = None,
-              resources: SlurmResources | None = None) -> None:
-    """Submit every run not yet cached as one job of a submitit job array (one
-    array per set of resources), and wait for them. ``cluster="local"`` uses
-    submitit's local executor (tests). Without ``resources``, every run asks for
-    a GPU iff ``device`` is CUDA; ``slurm_params`` are further submitit parameters."""
+              resources: SlurmResources | None = None, wait: bool = True) -> int:
+    """Submit every run that is neither cached nor in flight as one job of a
+    submitit job array (one array per set of resources; single-device GPU runs
+    ``resources.runs_per_gpu`` to a job), record what is in flight under the
+    profile's cache folder (:class:`aninfonce.slurm.InFlight`), and return the
+    number of runs still in flight. A run recorded by an earlier call is
+    shown, not resubmitted, while its job is queued or running; once its job
+    ended its rows are there (gathered) or it failed (named with its log, and
+    submitted again: a run cut off at its time limit resumes from its last
+    checkpoint). ``wait`` blocks until every job ended and raises the first
+    run's error (the Python API's default; the CLI's ``--wait``).
+    ``cluster="local"`` is submitit's local executor (tests)."""
     import submitit
 
-    todo = [r for r in runs if r.status != "done"]
-    if not todo:
-        return
     resources = resources or SlurmResources(device=device.type if device is not None else "auto")
-    folder = folder or Path(results_dir) / ".cache" / profile / "submitit"
+    folder = Path(folder or Path(results_dir) / ".cache" / profile / "submitit")
+    book = InFlight(results_dir, profile)
+    done = {r.spec.key for r in runs if r.status == "done"}
+    gathered = [k for k in book.runs if k in done]
+    for key in gathered:
+        log(f"gathered {book.runs.pop(key)['label']} (finished on the cluster)")
+    todo = [r for r in runs if r.status != "done"]
+    recorded = [r for r in todo if r.spec.key in book.runs]
+    states = book.states([r.spec.key for r in recorded])
+    flying = [r for r in recorded if not ended(states[r.spec.key])]
+    in_flight = {r.spec.key for r in flying}
+    for r in recorded:
+        if r.spec.key not in in_flight:  # ended without writing its rows: say where its log is, then submit it again
+            log(f"{r.spec.label()} FAILED on the cluster ({_failure(book, r.spec.key, states[r.spec.key])}); "
+                f"submitting it again")
+            del book.runs[r.spec.key]
+    fresh = [r for r in todo if r.spec.key not in in_flight]
+    submitted = _submit(fresh, profile, results_dir, data_root, folder, cluster, slurm_params, resources, book)
+    book.save()
+    where = submitted[0][0].cluster if submitted else cluster or "slurm"
+    if wait:
+        return _wait(todo, submitted, book, where, folder, log)
+    for executor, array in submitted:
+        n_runs = sum(len(group) for group, _, _ in array)
+        log(f"submitted array {array[0][1].job_id.split('_')[0]}: {n_runs} runs in {len(array)} jobs to "
+            f"{executor.cluster}, each {_asks(array[0][0][0], resources)} (logs in {folder})")
+    for r in flying:
+        entry = book.runs[r.spec.key]
+        log(f"in flight: {r.spec.label()} (job {entry['job_id']}, {states[r.spec.key].lower()}, "
+            f"submitted {entry['submitted']})")
+    if book.runs:
+        log(f"{len(book.runs)} runs in flight on {where} (record: {book.path}); rerun the same command to "
+            f"see them and gather finished ones (`squeue -u $USER` shows the queue)")
+    return len(book.runs)
+
+
+def _asks(run: PlannedRun, resources: SlurmResources) -> str:
+    p = resources.parameters(run)
+    gpus, pack = p.get("gpus_per_node", 0), resources.pack(run)
+    what = f"{gpus} GPU{'s' if gpus != 1 else ''}" + (f" shared by up to {pack} runs" if pack > 1 else "")
+    return f"{what}, {p.get('cpus_per_task', 'default')} CPUs, {p['timeout_min']} min"
+
+
+def _submit(todo: list[PlannedRun], profile: str, results_dir: Path, data_root: Path | None, folder: Path,
+            cluster: str | None, slurm_params: dict | None, resources: SlurmResources, book: InFlight) -> list:
+    """One submitit array per set of resources; returns (executor, [(runs, job, kind)]) per array."""
+    import submitit
+
     groups: dict[tuple, list[PlannedRun]] = {}
     for run in todo:
         groups.setdefault(tuple(sorted(resources.parameters(run).items())), []).append(run)
-    jobs, order = [], []
+    out = []
     for params, group in groups.items():  # an executor each: its parameters only accumulate
         executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         executor.update_parameters(**{**dict(params), **(slurm_params or {})})
+        k = resources.pack(group[0])
+        array = []
         with executor.batch():
-            for r in group:
-                job = Job.of(r, profile, torch.device("cuda" if resources.gpus(r) else "cpu"), results_dir, data_root)
-                jobs.append(executor.submit(_rank_job if resources.tasks(r) > 1 else _caught_job, job))
-        order += group
-    log(f"submitted {len(jobs)} runs to {executor.cluster} (logs in {folder})")
+            for i in range(0, len(group), k):
+                chunk = group[i:i + k]
+                jobs = [Job.of(r, profile, torch.device("cuda" if resources.gpus(r) else "cpu"), results_dir,
+                               data_root) for r in chunk]
+                if k > 1:
+                    kind, job = "pack", executor.submit(_packed_job, jobs)
+                else:
+                    kind = "ranks" if resources.tasks(chunk[0]) > 1 else "single"
+                    job = executor.submit(_rank_job if kind == "ranks" else _caught_job, jobs[0])
+                array.append((chunk, job, kind))
+        for chunk, job, kind in array:  # job ids exist once the batch is submitted
+            for r in chunk:
+                book.add(r, job, kind, folder, executor.cluster)
+        out.append((executor, array))
+    return out
+
+
+def _wait(todo: list[PlannedRun], submitted: list, book: InFlight, where: str, folder: Path,
+          log: Callable[[str], None]) -> int:
+    """Block until every job ended (those of an earlier call too), log each run, raise the first error."""
+    n = sum(len(chunk) for _, array in submitted for chunk, _, _ in array)
+    if n:
+        log(f"submitted {n} runs to {where} (logs in {folder})")
+    live = {r.spec.key: job for _, array in submitted for chunk, job, _ in array for r in chunk}
     errors: list[BaseException] = []
-    for i, (job, run) in enumerate(zip(jobs, order), 1):
-        try:
-            outcomes = job.results()  # one (wall, error) per task; rank 0's wall
-        except Exception as crash:  # the job died (killed, out of memory, timeout): submitit's FailedJobError
-            outcomes = [(None, crash)]
-        err = next((e for _, e in outcomes if e is not None), None)
+    for i, r in enumerate(todo, 1):
+        key = r.spec.key
+        job = live.get(key) or book.job(key)  # this call's own job objects know their local processes
+        wall, err = _outcome(job, book.runs[key]["kind"], key)
         if err is not None:
             errors.append(err)
             last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
-            log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED (job {job.job_id}, log {job.paths.stderr}): {last[0]}")
-            continue
-        log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(outcomes[0][0])} (job {job.job_id}"
-            f"{f', {len(outcomes)} tasks' if len(outcomes) > 1 else ''})")
+            log(f"[{i}/{len(todo)}] {r.spec.label()} FAILED (job {job.job_id}, log {job.paths.stderr}): {last[0]}")
+        else:
+            tasks = len(job.results()) if book.runs[key]["kind"] == "ranks" else 1
+            log(f"[{i}/{len(todo)}] {r.spec.label()} finished in {format_seconds(wall)} (job {job.job_id}"
+                f"{f', {tasks} tasks' if tasks > 1 else ''})")
+        del book.runs[key]
+        book.save()
     _raise_first(errors, len(todo))
+    return 0
+
+
+def _outcome(job, kind: str, key: str) -> tuple[float | None, BaseException | None]:
+    """(wall, error) of run ``key`` in ``job``, waiting for the job to end."""
+    try:
+        results = job.results()  # one value per task
+    except Exception as crash:  # the job died (killed, out of memory, timeout): submitit's error
+        return None, crash
+    if kind == "pack":
+        return dict(results[0]).get(key, (None, RuntimeError(f"run {key} is missing from job {job.job_id}")))
+    err = next((e for _, e in results if e is not None), None)
+    return results[0][0], err
+
+
+def _failure(book: InFlight, key: str, state: str) -> str:
+    job = book.job(key)
+    reason = f"job {job.job_id} {state.lower()}"
+    if job.paths.result_pickle.exists():
+        _, err = _outcome(job, book.runs[key]["kind"], key)
+        if err is not None:
+            reason += f": {(str(err).strip().splitlines() or [type(err).__name__])[-1]}"
+    return f"{reason}; log {job.paths.stderr}"
+
+
+def _packed_job(jobs: list[Job]) -> list[tuple[str, tuple[float | None, BaseException | None]]]:
+    """Runs in one SLURM job on one GPU: its runs side by side, one process each
+    (each a lone run's numbers: same code, same single-thread CPU setting as the
+    pool), returning (run key, (wall, error)) per run."""
+    if len(jobs) == 1:
+        return [(jobs[0].spec.key, _caught_job(jobs[0]))]
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_worker_init,
+                                initargs=(1,)) as pool:
+        futures = [pool.submit(_caught_job, j) for j in jobs]
+        out = []
+        for j, fut in zip(jobs, futures):
+            try:
+                out.append((j.spec.key, fut.result()))
+            except Exception as err:  # a worker process died (e.g. out of memory)
+                out.append((j.spec.key, (None, _portable(err))))
+    return out
 
 
 def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.device | None, results_dir: Path,
             data_root: Path | None, jobs: int | None, log: Callable[[str], None] = print,
-            slurm: SlurmResources | None = None) -> None:
-    """``device`` is this machine's (None for slurm: each job's follows the GPUs it asks for)."""
+            slurm: SlurmResources | None = None, wait: bool = False) -> int:
+    """``device`` is this machine's (None for slurm: each job's follows the GPUs it
+    asks for). Returns the number of runs still in flight (slurm without ``wait``)."""
     if executor == "local":
         execute(runs, profile, device, results_dir, data_root, log=log)
     elif executor == "pool":
         run_pool(runs, profile, device, results_dir, data_root, jobs or default_jobs(), log)
     elif executor == "slurm":
-        run_slurm(runs, profile, device, results_dir, data_root, log, resources=slurm)
+        return run_slurm(runs, profile, device, results_dir, data_root, log, resources=slurm, wait=wait)
     else:
         raise BadInput(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    return 0

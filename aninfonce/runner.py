@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import pickle
 import sys
@@ -82,6 +81,9 @@ class RunContext:
     data_root: Path | None = None
     show_progress: bool = True
     label: str = ""
+    # (steps done, total) at each progress update, for a parent process that shows its workers' progress
+    # (executors.run_pool); it replaces the bar, which is then not drawn
+    report: Callable[[int, int | None], None] | None = None
     # filled by train_loop: optimisation steps run and their time (evaluation and
     # checkpoints excluded), for the train_steps_per_second column; a resumed run
     # carries them over from its checkpoint, with the wall time of its earlier
@@ -126,12 +128,29 @@ class RunContext:
 
     @contextlib.contextmanager
     def progress(self, total: int, initial: int = 0) -> Iterator[tqdm]:
-        bar = tqdm(total=total, initial=initial, desc=self.label, leave=False, disable=not self.show_progress,
-                   dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+        if self.report is not None:
+            bar = _ReportingBar(self.report, total=total, initial=initial)
+        else:
+            bar = tqdm(total=total, initial=initial, desc=self.label, leave=False, disable=not self.show_progress,
+                       dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
         try:
             yield bar
         finally:
             bar.close()
+
+
+class _ReportingBar(tqdm):
+    """A bar that draws nothing and hands its count to ``report`` at each
+    update (the loops update at evaluation points, not every step)."""
+
+    def __init__(self, report: Callable[[int, int | None], None], total: int, initial: int = 0):
+        super().__init__(total=total, initial=initial, disable=True)
+        self.n, self._report = initial, report
+        report(initial, total)
+
+    def update(self, n: float | None = 1) -> None:
+        self.n += n or 0
+        self._report(int(self.n), self.total)
 
 
 def _to_device(state: Any, device: torch.device) -> Any:
@@ -172,30 +191,14 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     return out
 
 
-def format_plan(runs: list[PlannedRun], profile: str) -> str:
-    w = max([len("experiment")] + [len(r.experiment.id) for r in runs]) + 1
-    lines = [f"{'experiment':<{w}} {'done':>5} {'resume':>6} {'new':>5}   est. compute left (profile {profile})"]
-    by_exp: dict[str, list[PlannedRun]] = {}
-    for r in runs:
-        by_exp.setdefault(r.experiment.id, []).append(r)
-    total = 0.0
-    for eid, rs in by_exp.items():
-        count = {s: sum(r.status == s for r in rs) for s in ("done", "resume", "new")}
-        left = sum(r.experiment.seconds(r.spec, profile) for r in rs if r.status != "done")
-        total += 0 if math.isnan(left) else left
-        lines.append(f"{eid:<{w}} {count['done']:>5} {count['resume']:>6} {count['new']:>5}   {format_seconds(left)}")
-    lines.append(f"total compute left: {format_seconds(total)}")
-    return "\n".join(lines)
-
-
-
-
 def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,
-            data_root: Path | None = None, show_progress: bool = True) -> float:
-    """Execute one run, append its rows to its CSV, drop its checkpoint. Returns wall seconds."""
+            data_root: Path | None = None, show_progress: bool = True,
+            report: Callable[[int, int | None], None] | None = None) -> float:
+    """Execute one run, append its rows to its CSV, drop its checkpoint. Returns wall seconds.
+    ``report``: see :attr:`RunContext.report`."""
     ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
                      artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
-                     data_root=data_root, show_progress=show_progress, label=run.spec.label())
+                     data_root=data_root, show_progress=show_progress, label=run.spec.label(), report=report)
     metric_rows = run.experiment.execute(run.spec, ctx)
     wall = ctx.wall_before + time.perf_counter() - ctx.started  # the whole run, over all its parts
     steps = getattr(run.spec, "steps", None)

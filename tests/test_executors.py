@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import sys
 import time
@@ -162,9 +163,14 @@ def test_slurm_resources_per_run_and_their_sbatch_lines(tmp_path):
     image, synth = (plan(select([e]), "paper", 1, tmp_path)[0] for e in ("cifar10-table", "fig2"))
     default, eight = SlurmResources(), SlurmResources(partition="gpu", gpus_per_run=8, cpus_per_task=10, time_min=600)
     assert default.parameters(image) == {"timeout_min": 1440, "gpus_per_node": 1}
-    assert default.parameters(synth) == {"timeout_min": 1440}  # the single-task CPU job as before
-    assert SlurmResources(device="cuda").parameters(synth) == {"timeout_min": 1440, "gpus_per_node": 1}
+    # a synthetic run shares a GPU with 7 others, one CPU each
+    assert default.parameters(synth) == {"timeout_min": 1440, "gpus_per_node": 1, "cpus_per_task": 8}
+    assert (default.pack(synth), default.pack(image)) == (8, 1)
+    assert SlurmResources(device="cuda").parameters(synth) == default.parameters(synth)
+    assert SlurmResources(runs_per_gpu=3).parameters(synth)["cpus_per_task"] == 3
     assert SlurmResources(device="cpu").parameters(image) == {"timeout_min": 1440}
+    assert SlurmResources(device="cpu").parameters(synth) == {"timeout_min": 1440}
+    assert SlurmResources(device="cpu").pack(synth) == 1
     assert eight.parameters(image) == {"timeout_min": 600, "gpus_per_node": 8, "tasks_per_node": 8,
                                        "cpus_per_task": 10, "slurm_partition": "gpu"}
     assert eight.parameters(synth) == {"timeout_min": 600, "gpus_per_node": 1, "cpus_per_task": 10,
@@ -176,6 +182,145 @@ def test_slurm_resources_per_run_and_their_sbatch_lines(tmp_path):
         for k, v in eight.parameters(image).items()})
     for line in ("--gpus-per-node=8", "--ntasks-per-node=8", "--cpus-per-task=10", "--partition=gpu", "--time=600"):
         assert f"#SBATCH {line}\n" in sbatch, sbatch
+
+
+# ---------------------------------------------------------------- submission returns; reruns skip what is in flight
+
+FAKE_SBATCH = """#!/bin/sh
+# records what it was given, answers as sbatch does
+n=$(cat "$FAKE_SLURM/next_id")
+echo "$n" >> "$FAKE_SLURM/calls"
+cp "$1" "$FAKE_SLURM/sbatch_$n.sh"
+echo "Submitted batch job $n"
+"""
+FAKE_SACCT = """#!/bin/sh
+# answers as sacct --parsable2 does, from the states the test wrote
+echo "$@" >> "$FAKE_SLURM/sacct_calls"
+echo "JobID|State|NodeList"
+cat "$FAKE_SLURM/states"
+"""
+
+
+def _fake_slurm(tmp_path: Path, monkeypatch) -> Path:
+    """sbatch, sacct, squeue and srun on PATH: scripts writing what they were given to files."""
+    fake = tmp_path / "fake-slurm"
+    fake.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("sacct", FAKE_SACCT), ("squeue", "#!/bin/sh\n"),
+                       ("srun", "#!/bin/sh\n")):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    (fake / "states").write_text("")
+    monkeypatch.setenv("FAKE_SLURM", str(fake))
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    return fake
+
+
+def test_slurm_submission_packs_runs_per_gpu_returns_and_a_rerun_skips_what_is_in_flight(tmp_path, monkeypatch):
+    """Through submitit's real SLURM executor against a fake sbatch / sacct: 5
+    single-device runs, 2 to a GPU, are one array of 3 jobs asking for 1 GPU
+    and 2 CPUs each; the call returns with the runs recorded as in flight. A
+    rerun while sacct says RUNNING submits nothing. Then one job's run has
+    its rows (gathered) and another job FAILED: only the failed job's runs go
+    to sbatch again, named with the log path."""
+    import submitit
+
+    from aninfonce.executors import SlurmResources
+    from aninfonce.slurm import InFlight
+
+    fake = _fake_slurm(tmp_path, monkeypatch)
+    specs = [ProbeSpec(experiment="probe", seed=s) for s in range(5)]
+    exps = [_experiment("probe", specs, probe)]
+    res = tmp_path / "res"
+    resources = SlurmResources(runs_per_gpu=2, time_min=90, partition="gpu")
+
+    def submit(n_id: int) -> tuple[int, list[str]]:
+        (fake / "next_id").write_text(f"{n_id}\n")
+        submitit.SlurmJob.watcher.clear()
+        lines: list[str] = []
+        left = run_slurm(plan(exps, "smoke", 1, res), "smoke", None, res, None, log=lines.append,
+                         folder=tmp_path / "submitit", cluster="slurm", resources=resources, wait=False)
+        return left, lines
+
+    left, lines = submit(4242)
+    assert left == 5
+    assert (fake / "calls").read_text().split() == ["4242"]
+    sbatch = (fake / "sbatch_4242.sh").read_text()
+    for line in ("--array=0-2%3", "--gpus-per-node=1", "--cpus-per-task=2", "--partition=gpu", "--time=90"):
+        assert f"#SBATCH {line}\n" in sbatch, sbatch
+    assert lines[0].startswith("submitted array 4242: 5 runs in 3 jobs to slurm, each 1 GPU shared by up to 2 "
+                               "runs, 2 CPUs, 90 min"), lines
+    book = InFlight(res, "smoke")
+    assert sorted(book.runs) == sorted(s.key for s in specs)
+    jobs = [book.runs[s.key]["job_id"] for s in specs]
+    assert jobs == ["4242_0", "4242_0", "4242_1", "4242_1", "4242_2"] and book.runs[specs[0].key]["kind"] == "pack"
+
+    # a rerun: every job still queued or running -> nothing submitted, each run shown in flight
+    (fake / "states").write_text("4242_0|RUNNING|n1\n4242_1|PENDING|\n4242_2|RUNNING|n2\n")
+    left, lines = submit(4343)
+    assert left == 5 and (fake / "calls").read_text().split() == ["4242"]
+    assert sum(line.startswith("in flight: ") for line in lines) == 5 and "running" in lines[0], lines
+
+    # job 4242_0 finished (its runs wrote their rows), 4242_1 failed, 4242_2 still runs
+    execute(plan(exps, "smoke", 1, res)[:2], "smoke", torch.device("cpu"), res, show_progress=False, log=lambda s: None)
+    (fake / "states").write_text("4242_0|COMPLETED|n1\n4242_1|FAILED|n1\n4242_2|RUNNING|n2\n")
+    left, lines = submit(4343)
+    assert (fake / "calls").read_text().split() == ["4242", "4343"]
+    resubmitted = (fake / "sbatch_4343.sh").read_text()  # the 2 failed runs: one job (no array of one)
+    assert "--array" not in resubmitted and "#SBATCH --cpus-per-task=2\n" in resubmitted
+    assert sum(line.startswith("gathered ") for line in lines) == 2
+    failed = [line for line in lines if "FAILED on the cluster" in line]
+    assert len(failed) == 2 and all("job 4242_1 failed; log " in f and "4242_1_0_log.err" in f for f in failed)
+    assert left == 3
+    book = InFlight(res, "smoke")
+    assert sorted(e["job_id"] for e in book.runs.values()) == ["4242_2", "4343", "4343"]
+
+
+@pytest.mark.slow
+def test_slurm_submission_returns_through_submitit_local_and_a_rerun_gathers(tmp_path, monkeypatch):
+    """Submitit's local executor, without waiting: the call returns while the
+    job sleeps (45 s), a rerun shows it in flight and submits nothing, and once the
+    job wrote its result a rerun gathers it and has nothing left."""
+    from aninfonce.executors import SlurmResources
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                 os.environ.get("PYTHONPATH")])))
+    exps = [_experiment("probe", [ProbeSpec(experiment="probe", sleep=45.0)], probe)]
+    folder, lines = tmp_path / "submitit", []
+
+    def again() -> int:
+        return run_slurm(plan(exps, "smoke", 1, tmp_path), "smoke", None, tmp_path, None, log=lines.append,
+                         folder=folder, cluster="local", resources=SlurmResources(device="cpu"), wait=False)
+
+    assert again() == 1 and not list(folder.glob("*_result.pkl"))  # returned while the job sleeps
+    assert again() == 1 and len(list(folder.glob("*_submitted.pkl"))) == 1
+    assert any(line.startswith("in flight: probe") for line in lines), lines
+    deadline = time.time() + 240
+    while not list(folder.glob("*_result.pkl")) and time.time() < deadline:
+        time.sleep(1)
+    assert again() == 0 and any(line.startswith("gathered probe") for line in lines), lines
+    assert len(list(folder.glob("*_submitted.pkl"))) == 1
+
+
+# ---------------------------------------------------------------- progress under the pool
+
+@pytest.mark.slow
+def test_pool_shows_one_progress_line_with_steps_per_second_and_eta(tmp_path, capfd, monkeypatch):
+    """A real pool of 2 workers on 2 small synthetic runs: the parent prints
+    its progress line (summed over workers, from what they report at their
+    evaluation points) on stderr, and one summary line per finished run."""
+    from aninfonce import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.2)  # a log file's interval, shortened for a short run
+    spec = dict(TINY, steps=400, eval_every=100)
+    synth = [SyntheticSpec(experiment="progress", seed=s, **spec) for s in range(2)]
+    lines: list[str] = []
+    run_pool(plan([_experiment("progress", synth, train_synthetic)], "smoke", 1, tmp_path), "smoke",
+             torch.device("cpu"), tmp_path, None, jobs=2, log=lines.append)
+    err = capfd.readouterr().err
+    shown = [line for line in err.splitlines() if line.startswith("pool: ")]
+    assert shown and all(re.match(r"pool: \d running, \d/2 finished, [\d,.]+ steps/s, ETA ", s) for s in shown), err
+    assert any(not re.search(r" 0\.0 steps/s", s) for s in shown), shown  # the workers' steps arrived
+    assert len(lines) == 2 and all(re.search(r"finished in .*, [\d,.]+ steps/s -> ", s) for s in lines), lines
 
 
 # ---------------------------------------------------------------- concurrent appends
@@ -237,3 +382,29 @@ def test_code_dirty_ignores_outputs(tmp_path):
     assert not code_dirty(tmp_path)
     (tmp_path / "pkg/mod.py").write_text("v2\n")
     assert code_dirty(tmp_path)
+
+
+# ---------------------------------------------------------------- estimates name their device
+
+def test_dry_run_estimates_name_their_device(tmp_path, capsys):
+    """paper: measured GPU time on a named device, else 'unmeasured' (never a CPU
+    figure); quick: labelled CPU, its wall divided among --jobs workers."""
+    from aninfonce.cli import main
+
+    assert main(["fig2", "fig3", "--profile", "paper", "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    fig2, fig3 = (next(line for line in out.splitlines() if line.startswith(e + " ")) for e in ("fig2", "fig3"))
+    assert fig2.endswith("on one NVIDIA H200, 8 runs per GPU (measured)") and fig3.endswith("unmeasured"), out
+    assert "unmeasured on GPU (no step time measured; not included): fig3 (20)" in out and "CPU" not in out
+    assert main(["fig2", "--dry-run", "--jobs", "3", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CPU time left" in out and "wall at --jobs 3" in out and "GPU" not in out, out
+
+
+def test_measured_gpu_time_is_the_committed_paper_runs(tmp_path):
+    """The fig2 GPU step time is the one the committed paper runs recorded."""
+    from aninfonce.estimates import GPU_MEASURED
+
+    df = results.load(ROOT / "results" / "paper" / "fig2.csv").drop_duplicates("run_key")
+    per_step = (pd.to_numeric(df["wall_seconds"]) / pd.to_numeric(df["steps"])).mean()
+    assert GPU_MEASURED["fig2"].seconds == pytest.approx(per_step, rel=0.02)
