@@ -62,10 +62,6 @@ class Verdict:
     history: tuple[tuple[int, float, bool], ...] = ()  # (step, fraction of seeds passing, rule verdict)
 
     @property
-    def label(self) -> str:
-        return self.status
-
-    @property
     def passed(self) -> bool | None:
         """True / False for a settled verdict, None for NOT SETTLED or NO DATA."""
         return {"PASS": True, "FAIL": False}.get(self.status)
