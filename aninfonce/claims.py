@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .frames import final_step, indexed_metric, select, with_latent
+from .frames import final_step, indexed_metric, only, select, with_latent
 from .metrics import HELD_OUT
 
 
 def final_value(df: pd.DataFrame, metric: str, protocol: str | None = HELD_OUT, **where) -> float:
     """Mean over seeds of a metric at each run's last step, for runs matching ``where``."""
-    sel = final_step(select(df, **where))
+    sel = final_step(select(only(df, "run_key", "step", "metric", "protocol", "value", *where), **where))
     sel = sel[sel["metric"] == metric]
     if protocol is not None and metric.startswith(("r2", "r2/")):
         sel = sel[sel["protocol"] == protocol]
@@ -28,7 +28,7 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
     matching rows (``match/i``) of the same step, so entry j is the Lambda^ of
     the encoder dim that encodes latent j; NaN where no matching was logged.
     """
-    last = final_step(select(df, **where))
+    last = final_step(select(only(df, "run_key", "step", "metric", "value", *where), **where))
     lam = indexed_metric(last, "lambda_hat")
     if not matched:
         return lam.groupby("dim")["value"].mean().sort_index().to_numpy()
@@ -54,8 +54,9 @@ def runs_matching(*wheres: dict):
         keys: set[str] = set()
         for where in wheres:
             resolved = {col: val(df) if callable(val) else val for col, val in where.items()}
-            keys |= set(select(df, **resolved)["run_key"].astype(str))
+            keys |= set(select(only(df, "run_key", *resolved), **resolved)["run_key"].astype(str))
         return df[df["run_key"].astype(str).isin(keys)]
+    reads.whole_runs = True  # every row of the runs it picks: claims picking the same runs read the same rows
     return reads
 
 

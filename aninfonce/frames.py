@@ -7,6 +7,16 @@ import numpy as np
 import pandas as pd
 
 
+def only(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """``df`` with only those of ``columns`` it has, in its own order: the
+    same rows for a helper that reads no other column, and every row
+    selection after it copies those columns only (a results table has about
+    40, most of them provenance). A column it lacks is left for the helper's
+    own lookup to report, as it would on the whole table."""
+    wanted = set(columns)
+    return df[[c for c in df.columns if c in wanted]]
+
+
 def select(df: pd.DataFrame, **where) -> pd.DataFrame:
     for col, val in where.items():
         if isinstance(val, float):

@@ -62,10 +62,6 @@ class Verdict:
     history: tuple[tuple[int, float, bool], ...] = ()  # (step, fraction of seeds passing, rule verdict)
 
     @property
-    def label(self) -> str:
-        return self.status
-
-    @property
     def passed(self) -> bool | None:
         """True / False for a settled verdict, None for NOT SETTLED or NO DATA."""
         return {"PASS": True, "FAIL": False}.get(self.status)
@@ -108,9 +104,48 @@ def _at_step(claim: Claim, df: pd.DataFrame, seeds: list,
     if claim.rule == "pooled":
         return pooled, len(seeds) if pooled else 0, measured, list(seeds) if pooled else []
     passing = [s for s in seeds if _check(claim, df[df["seed"] == s])[0]]
-    k, n = len(passing), len(seeds)
-    verdict = k == n if claim.rule == "all" else k > n / 2
-    return verdict, k, measured, passing
+    return _rule(claim, len(passing), len(seeds)), len(passing), measured, passing
+
+
+def _rule(claim: Claim, k: int, n: int) -> bool:
+    """The claim's rule on k of n seeds passing (``pooled`` claims count all or none)."""
+    return k == n if claim.rule in ("all", "pooled") else k > n / 2
+
+
+def _judged_tables(steps: list, by: list[pd.DataFrame]):
+    """For each step of ``steps``: each table of ``by`` cut to its rows up to
+    that step (``table[table["step"] <= step]``), or None where the cut holds
+    the same rows as at the step before (the table logged nothing in between,
+    so a check on it cannot change and is not run again)."""
+    done = [-1] * len(by)
+    for s in steps:
+        cuts = []
+        for i, table in enumerate(by):
+            upto = table["step"] <= s
+            n = int(upto.sum())  # the cuts only grow, so the same count is the same rows
+            cuts.append(None if n == done[i] else table[upto])
+            done[i] = n
+        yield s, cuts
+
+
+def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[tuple[int, float, bool]]:
+    """(step, fraction of seeds passing, rule verdict) at each of ``steps`` but
+    the last, judged on the rows up to that step: the pooled rows for a
+    ``pooled`` rule, else each seed's rows. The table is split by seed once
+    (not re-filtered at every step), only the rows the rule reads are judged
+    (a seed-wise rule never judges the pooled rows before the last step, whose
+    verdict it does not use), and a seed whose rows did not change since the
+    step before keeps its verdict."""
+    tables = [df] if claim.rule == "pooled" else [df[df["seed"] == s] for s in seeds]
+    passed = [False] * len(tables)
+    out = []
+    for s, cuts in _judged_tables(steps, tables):
+        for i, cut in enumerate(cuts):
+            if cut is not None:
+                passed[i] = bool(_check(claim, cut)[0])
+        k = (len(seeds) if passed[0] else 0) if claim.rule == "pooled" else sum(passed)
+        out.append((int(s), k / len(seeds), _rule(claim, k, len(seeds))))
+    return out
 
 
 def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every") -> Verdict:
@@ -126,10 +161,7 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: st
     steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
     if judged_steps == "final":
         steps = steps[-1:]
-    history = []
-    for s in steps[:-1]:
-        ok, k, _, _ = _at_step(claim, df[df["step"] <= s], seeds)
-        history.append((int(s), k / len(seeds), ok))
+    history = _history(claim, df, seeds, steps[:-1])
     ok, k, measured, passing = _at_step(claim, df, seeds, final)
     history.append((int(steps[-1]), k / len(seeds), ok))
     since = history[-1][0]
@@ -320,6 +352,7 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
+        breaches: dict[frozenset | None, str] = {}
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -328,7 +361,12 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                                    status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
             read = claim.reads(df) if claim.reads is not None and not df.empty else df
-            unsettled = "; ".join(why for _, why in _settle_breaches(exp, read))
+            # claims reading the same whole runs share one settle test (the rows are the same)
+            same_rows = claim.reads is None or df.empty or getattr(claim.reads, "whole_runs", False)
+            key = frozenset(read["run_key"].astype(str)) if same_rows and not read.empty else None
+            if key is None or key not in breaches:
+                breaches[key] = "; ".join(why for _, why in _settle_breaches(exp, read))
+            unsettled = breaches[key]
             v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps)
             if unsettled and v.status in ("PASS", "FAIL"):
                 v = dataclasses.replace(v, status="NOT SETTLED",

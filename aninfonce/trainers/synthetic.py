@@ -19,7 +19,7 @@ from ..losses import LAMBDA_PARAMS, LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
 from ..nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
 from ..specs import RunSpec
-from .loop import TrainingDiverged, resume_or_start, snapshot, train_loop  # noqa: F401  (TrainingDiverged re-exported)
+from .loop import resume_or_start, snapshot, train_loop
 
 # the losses the synthetic studies run (parametrisations in losses.LOSSES) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1", "infonce-tau0.1")

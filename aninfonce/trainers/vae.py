@@ -38,9 +38,6 @@ class VAE(nn.Module):
         mu, logvar = self.enc(x).chunk(2, dim=1)
         return mu, logvar
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec(z)
-
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean images in [0, 1], shape (N, 1, 28, 28): the generator g."""
