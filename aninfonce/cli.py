@@ -27,11 +27,29 @@ from .speed import PRESETS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+# Exit codes, shared by every mode (the constants below --check's code use the same numbers)
+EPILOG = """\
+exit codes:
+  0    done; with --check: every claim PASS (and, for smoke, the golden values match)
+  1    --check: a claim FAILs or a golden value moved; otherwise a bug (its traceback is printed)
+  2    bad input, a missing dataset (its entries skipped, the others trained and reported), or a
+       damaged or missing run (rerun the same command)
+  3    --check: nothing failed, but a claim is NOT SETTLED or has NO DATA
+  4    stopped by SIGTERM (e.g. a scheduler's time limit) after writing a checkpoint: rerun to resume
+  130  interrupted (Ctrl-C): finished runs are saved, rerun the same command to resume
+
+examples:
+  python reproduce.py --dry-run                      # the quick plan: done / resume / new, compute left
+  python reproduce.py fig2 --profile paper --seeds 3 --device cuda   # Figure 2 at the authors' settings
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="reproduce.py",
         description="Reproduce Rusak et al., InfoNCE: Identifying the Gap Between Theory and Practice. "
                     "Runs what is not cached, then regenerates figures, tables and figures/<profile>/REPORT.md.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiments", nargs="*", metavar="GLOB", help="experiment ids or globs (default: all); see --list")
     p.add_argument("--profile", default="quick", choices=PROFILES,
@@ -60,10 +78,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="numerics of the synthetic runs: exact (default, the stored results) | fast (fused loss "
                         "and Adam) | fast-lowp (+ bf16/TF32 encoder products) | fast-compile | fast-cudagraphs; "
                         "non-exact presets keep results and figures under speed-<preset>/")
-    p.add_argument("--results-dir", type=Path, default=ROOT / "results")
-    p.add_argument("--figures-dir", type=Path, default=ROOT / "figures")
-    p.add_argument("--data-root", type=Path, default=None,
-                   help=f"dataset folder (default: ${DATA_ENV}, else ~/.cache/aninfonce/data)")
+    p.add_argument("--results-dir", type=Path, default=ROOT / "results", metavar="DIR",
+                   help="where runs are read and written, one folder per profile (default: results/ of this "
+                        "checkout); --plot-only and --check refuse a missing or empty one")
+    p.add_argument("--figures-dir", type=Path, default=ROOT / "figures", metavar="DIR",
+                   help="where figures, tables and REPORT.md are written, one folder per profile (default: "
+                        "figures/ of this checkout); point it elsewhere to regenerate without touching the "
+                        "committed ones")
+    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help=f"folder holding the datasets (MNIST/raw/, cifar-10-batches-py/, imagenet/); checked "
+                        f"before any training, an entry whose dataset is absent is skipped (default: ${DATA_ENV}, "
+                        "else ~/.cache/aninfonce/data)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--list", action="store_true", help="list experiments with paper reference, source and cost")
     mode.add_argument("--dry-run", action="store_true", help="print the plan (done / resume / new) and the estimated compute")
@@ -75,6 +100,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--adopt-from", type=Path, default=None, metavar="RESULTS_DIR",
                       help="copy the finished runs of the selected experiments' grids from another results folder "
                            "(e.g. a worktree running a long job) into --results-dir, file for file, then stop")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be at least 1")
@@ -189,7 +219,7 @@ def cmd_check(exps, args) -> int:
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     failed = unsettled = False
     if verdicts:
-        print(report.verdict_table(verdicts))
+        print(report.paper_notation(report.verdict_table(verdicts)))
         print(f"\nclaims: {report.summary(verdicts)}")
         failed |= any(v.status == "FAIL" for v in verdicts)
         unsettled = any(v.status in ("NOT SETTLED", "NO DATA") for v in verdicts)
@@ -222,6 +252,32 @@ def cmd_check(exps, args) -> int:
         return EXIT_UNSETTLED
     print("CHECK PASSED")
     return EXIT_PASS
+
+
+def missing_data(exps, args: argparse.Namespace) -> dict[str, str]:
+    """Entry id -> the dataset it lacks, for every selected entry whose data
+    check fails, found before any training. Each missing dataset is said once,
+    naming the entries it stops; those entries are skipped, the others run."""
+    root = data_root(args.data_root)
+    why = {e.id: e.data_check(root, args.profile) for e in exps if e.data_check}
+    by_reason: dict[str, list[str]] = {}
+    for eid, reason in why.items():
+        if reason:
+            by_reason.setdefault(reason, []).append(eid)
+    for reason, ids in by_reason.items():
+        print(f"skipping {', '.join(ids)}: {reason}")
+    return {eid: reason.split(" not found")[0] for reason, ids in by_reason.items() for eid in ids}
+
+
+def skipped_exit(skipped: dict[str, str]) -> int:
+    """The last line after a run that skipped entries for missing data: exit 2, naming them."""
+    by_data: dict[str, list[str]] = {}
+    for eid, dataset in skipped.items():
+        by_data.setdefault(dataset, []).append(eid)
+    named = "; ".join(f"{dataset} ({', '.join(ids)})" for dataset, ids in by_data.items())
+    print(f"error: not trained for missing data: {named}; "
+          "their figures and report sections show the results already stored", file=sys.stderr)
+    return EXIT_INCOMPLETE
 
 
 def require_results(args: argparse.Namespace) -> None:
@@ -274,23 +330,26 @@ def main(argv: list[str] | None = None) -> int:
         if len(to_run) < len(exps):
             print(f"--speed {args.speed} changes only {', '.join(e.id for e in to_run) or 'no selected experiment'}; "
                   f"not running {', '.join(e.id for e in exps if e not in to_run)} (their default results apply)")
-        if not args.experiments:  # "everything": skip entries whose data is absent, and say so
+        if not args.experiments:  # "everything": a search trains only when named
             named_only = [e for e in to_run if e.run_when_named and args.profile != "smoke"]  # smoke: CI's plumbing
             for e in named_only:
                 print(f"not training {e.id}: it trains only when named (`python reproduce.py {e.id} "
                       f"--profile {args.profile} --seeds 3`); its committed results are read")
             to_run = [e for e in to_run if e not in named_only]
-            missing = {e.id: e.data_check(data_root(args.data_root), args.profile) for e in to_run if e.data_check}
-            missing = {k: v for k, v in missing.items() if v}
-            for eid, why in missing.items():
-                print(f"skipping {eid}: {why}")
-            to_run = [e for e in to_run if e.id not in missing]
+        skipped = missing_data(to_run, args)
+        to_run = [e for e in to_run if e.id not in skipped]
         runs = plan(to_run, args.profile, args.seeds, args.results_dir, args.speed)
         jobs = 1 if args.executor == "local" else args.jobs or default_jobs()
         print(format_plan(runs, args.profile, args.results_dir, jobs, gpu=args.profile == "paper" and args.device != "cpu",
                           runs_per_gpu=args.slurm_runs_per_gpu or RUNS_PER_GPU))
         if args.dry_run:
+            stale = report.stale_runs(speed_scope(exps, args), args.results_dir, args.profile, args.speed)
+            if stale:
+                print(f"stale runs (spec no longer in the {args.profile} grid; kept on disk, never read): "
+                      + ", ".join(f"{n} in {eid}" for eid, n in stale.items()))
             return 0
+        if skipped and not to_run:  # every selected entry lacks its data: nothing changed, nothing to redraw
+            return skipped_exit(skipped)
         results.check_writable(args.results_dir / args.profile)
         t0 = time.perf_counter()
         in_flight = run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root),
@@ -302,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts, path = plot_and_report(exps, args)
         print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
               f"figures and report in {path.parent} (claims: {report.summary(verdicts)}; details: {path})")
-        return 0
+        return skipped_exit(skipped) if skipped else 0
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -36,8 +37,14 @@ def setup_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 160, "savefig.bbox": "tight", "legend.frameon": False})
 
 
-def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write PNG and PDF; return both paths."""
+def save(fig: plt.Figure, out_dir: Path, name: str, caption: str = "") -> list[Path]:
+    """Write PNG and PDF, with ``caption`` as one grey line under the figure
+    (:func:`run_caption`); return both paths."""
+    if caption:
+        # just below everything drawn (a figure legend under the panels included), so it covers nothing;
+        # the tight bounding box of the saved file grows to hold it
+        bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+        fig.text(0.5, bottom - 0.01, caption, ha="center", va="top", fontsize=8, color="0.3")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
@@ -45,6 +52,27 @@ def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
         fig.savefig(p, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
+
+
+def run_caption(what: str, df: pd.DataFrame, profile: str) -> str:
+    """A figure's one-line caption: what it shows, then the profile, the training steps and the seeds
+    of the runs in ``df``, so the PNG says what it is without REPORT.md beside it."""
+    parts = [f"Profile {profile}"]
+    steps = pd.to_numeric(df["steps"], errors="coerce").dropna() if "steps" in df else pd.Series(dtype=float)
+    if len(steps):
+        lo, hi = int(steps.min()), int(steps.max())
+        parts.append(f"{lo:,} steps" if lo == hi else f"{lo:,}-{hi:,} steps")
+    if "seed" in df and df["seed"].notna().any():
+        seeds = sorted(pd.to_numeric(df["seed"]).dropna().astype(int).unique())
+        parts.append(f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})")
+    return f"{what}. " + ", ".join(parts) + "."
+
+
+def ticks_at(ax, values, axis: str = "x") -> None:
+    """Major ticks at exactly the swept ``values`` (a log axis would show 10^1, 10^2), no minor ticks."""
+    values = sorted({float(v) for v in values})
+    getattr(ax, f"set_{axis}ticks")(values, [f"{v:g}" for v in values])
+    getattr(ax, f"{axis}axis").set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def no_data(out_dir: Path, name: str, why: str) -> list[Path]:
@@ -128,9 +156,12 @@ def lambda_traces_by_latent(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     return lam.groupby(["latent", "step"])["value"].mean().unstack(0), True
 
 
-def plot_lambda_traces(ax, df: pd.DataFrame, true, legend_loc: str = "best") -> None:
+def plot_lambda_traces(ax, df: pd.DataFrame, true, legend_loc: str = "best", legend_below: bool = False) -> None:
     """Learned Lambda^ (solid) in latent order and the true Lambda (dashed),
-    one colour per latent dim [caption of Figures 2D / 3C-D]."""
+    one colour per latent dim [caption of Figures 2D / 3C-D], with a colour
+    key beside the panel naming each latent dim and its true Lambda. The line
+    legend goes at ``legend_loc``, or under the panel with ``legend_below``
+    (where every corner holds a trace)."""
     traces, matched = lambda_traces_by_latent(df)
     if traces.empty:
         ax.text(0.5, 0.5, "no runs", ha="center", transform=ax.transAxes)
@@ -140,7 +171,13 @@ def plot_lambda_traces(ax, df: pd.DataFrame, true, legend_loc: str = "best") -> 
         ax.plot(traces.index, traces[j], color=colors[j], lw=1.5)
     for j, t in enumerate(true):
         ax.axhline(t, color=colors[j], ls="--", lw=1)
-    ax.plot([], [], "k-", label="learned Λ̂_i")
-    ax.plot([], [], "k--", label="true Λ_i")
-    ax.legend(loc=legend_loc, fontsize=8, title="colour: matched latent dim" if matched else "colour: dim (no matching logged)",
-              title_fontsize=7)
+    ax.plot([], [], "k-", label="learned Λ̂ᵢ")
+    ax.plot([], [], "k--", label="true Λᵢ")
+    where = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2) if legend_below else dict(loc=legend_loc)
+    ax.legend(fontsize=8, **where)
+    n = len(true)
+    key = ax.figure.colorbar(matplotlib.cm.ScalarMappable(matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n),
+                                                          matplotlib.colors.ListedColormap(colors)),
+                             ax=ax, ticks=range(n), pad=0.02, fraction=0.05, aspect=30)
+    key.ax.set_yticklabels([f"{j}: {t:.3g}" for j, t in enumerate(true)], fontsize=7)
+    key.set_label("latent dim: true Λ (colour)" + ("" if matched else "; dims unmatched, none logged"), fontsize=8)

@@ -47,6 +47,9 @@ class Claim:
     # overrides the entry's ``judged_steps`` for a claim on numbers measured once, after training
     # (Figure 3's KNN accuracy): judged at the last step only; None = the entry's
     judged_steps: str | None = None
+    # the claim in a few words, without its margins: the row label of its verdict figure and its entry in
+    # the report's headline ("" = the full text)
+    short: str = ""
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -22,9 +23,10 @@ from . import (
     experiments,  # noqa: F401  (registers every entry)
     runner,
 )
+from .data import DATA_ENV
 from .data import data_root as resolve_data_root
-from .errors import BadInput
-from .registry import select
+from .errors import BadInput, UserError
+from .registry import PROFILES, select
 
 # How long a rank waits inside one collective (a gather, DDP's all-reduce, the barrier after each
 # run) before the job fails. All long work is done by every rank at once (the training steps, each
@@ -108,21 +110,57 @@ def run_ranks(runs: list[runner.PlannedRun], profile: str, results_dir: Path, da
     return total
 
 
+def _in_torchrun() -> bool:
+    """Whether the environment describes a process group (torchrun, or a SLURM task that exported it)."""
+    return all(os.environ.get(v) for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Data-parallel execution of an experiment's image runs under torchrun: every
     rank plans the same runs and runs :func:`run_ranks`. Plot and report
-    afterwards with ``reproduce.py --plot-only``."""
-    p = argparse.ArgumentParser(prog="torchrun ... -m aninfonce.torchrun")
-    p.add_argument("experiments", nargs="+")
-    p.add_argument("--profile", default="paper")
-    p.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent.parent / "results")
-    p.add_argument("--data-root", type=Path, default=None)
-    p.add_argument("--backend", default=None, help="nccl on GPUs (default there), gloo on CPU")
-    p.add_argument("--device", default="auto")
+    afterwards with ``reproduce.py --plot-only``. Bad input is one line and exit 2."""
+    p = argparse.ArgumentParser(
+        prog="torchrun --nproc_per_node N -m aninfonce.torchrun",
+        description="Train the image tables' runs data-parallel, one process per GPU, under torchrun: every rank "
+                    "plans the same runs, trains and evaluates each together, and rank 0 writes the rows to "
+                    "--results-dir. Draw the figures and report afterwards with `python reproduce.py --plot-only`.",
+        epilog="exit codes: 0 done, 2 bad input or a missing dataset, 130 interrupted (rerun to resume)\n\n"
+               "example:\n  torchrun --nproc_per_node 4 -m aninfonce.torchrun cifar10-table --profile paper "
+               "--seeds 3 --data-root /data",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiments", nargs="+", metavar="GLOB",
+                   help="experiment ids or globs: the image tables (cifar10-table, imagenet-table, mnist-standin-table)")
+    p.add_argument("--profile", default="paper", choices=PROFILES, help="settings to train at (default paper)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    p.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent.parent / "results",
+                   metavar="DIR", help="where the runs are written (default: results/ of this checkout)")
+    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help=f"folder holding the datasets (default: ${DATA_ENV}, else ~/.cache/aninfonce/data)")
+    p.add_argument("--backend", default=None, choices=("nccl", "gloo"),
+                   help="process-group backend (default: nccl on GPUs, gloo on CPU)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto | cpu | cuda (default auto)")
     args = p.parse_args(argv)
-    runs = runner.plan(select(args.experiments), args.profile, 1, args.results_dir)
-    run_ranks(runs, args.profile, args.results_dir, args.data_root, args.device, args.backend)
-    return 0
+    if args.seeds < 1:
+        p.error("--seeds must be at least 1")
+    try:
+        if not _in_torchrun():
+            raise BadInput("no process group in the environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): "
+                           "start this entry with `torchrun --nproc_per_node N -m aninfonce.torchrun ...`")
+        exps = select(args.experiments)
+        root = resolve_data_root(args.data_root)
+        for e in exps:
+            reason = e.data_check(root, args.profile) if e.data_check else None
+            if reason:
+                raise BadInput(f"{e.id}: {reason}")
+        runs = runner.plan(exps, args.profile, args.seeds, args.results_dir)
+        run_ranks(runs, args.profile, args.results_dir, args.data_root, args.device, args.backend)
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (UserError, PermissionError) as err:  # one clear line, no traceback; anything else is a bug
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

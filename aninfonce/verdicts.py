@@ -60,6 +60,12 @@ class Verdict:
     since_step: int | None = None  # first logged step from which the final verdict held
     last_step: int | None = None
     history: tuple[tuple[int, float, bool], ...] = ()  # (step, fraction of seeds passing, rule verdict)
+    short: str = ""  # the claim in a few words (Claim.short)
+
+    @property
+    def statement(self) -> str:
+        """The claim in a few words, else its full text."""
+        return self.short or self.text
 
     @property
     def passed(self) -> bool | None:
@@ -151,7 +157,7 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[t
 def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every") -> Verdict:
     """The claim's verdict on ``df``, re-judged at every logged step (or, with
     ``judged_steps="final"``, at the last one only) for its history."""
-    base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule)
+    base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule, short=claim.short)
     if df.empty:
         return Verdict(**base, status="NO DATA", measured="no results")
     final = _check(claim, df)
@@ -358,7 +364,7 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
                 continue
             if df.empty and note:
                 out.append(Verdict(experiment=exp.id, claim=claim.id, text=claim.text, rule=claim.rule,
-                                   status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
+                                   short=claim.short, status="NO DATA", measured=f"no seed has its whole grid yet ({note})"))
                 continue
             read = claim.reads(df) if claim.reads is not None and not df.empty else df
             # claims reading the same whole runs share one settle test (the rows are the same)
@@ -415,9 +421,10 @@ def verdict_grid(rows: list[Verdict]) -> tuple[list[int], np.ndarray, list[tuple
     return steps, frac, dots
 
 
-def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
-    """One row per claim, one column per logged step: the fraction of seeds
-    that pass (colour) and the rule's verdict (a dot where it passes)."""
+def plot_verdicts(verdicts: list[Verdict], out: Path, name: str, title: str = "", caption: str = "") -> list[Path]:
+    """One row per claim, labelled by its short statement and verdict, one
+    column per logged step: the fraction of seeds that pass (colour) and the
+    rule's verdict (a dot where it passes); ``caption``: plots.run_caption."""
     import matplotlib.pyplot as plt
 
     from .plots import save
@@ -434,7 +441,9 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
     stride = max(1, len(steps) // 12)
     ax.set_xticks(range(0, len(steps), stride), [f"{steps[j]:,}" for j in range(0, len(steps), stride)],
                   rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), [f"{v.claim} [{v.status}]" for v in rows], fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{v.statement} [{v.status}]" for v in rows], fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
     if len(steps) > 1:
         ax.axvline(next((j for j, s in enumerate(steps) if s > SETTLED_FRACTION * steps[-1]), len(steps)) - 0.5,
                    color="k", lw=0.8, ls=":")
@@ -443,4 +452,4 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str) -> list[Path]:
         ax.set_xlabel("the one evaluation, after training (dot: the claim's rule passes)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")
-    return save(fig, out, f"{name}_verdicts")
+    return save(fig, out, f"{name}_verdicts", caption)

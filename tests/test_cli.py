@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_real_figure
 
 from aninfonce import results
-from aninfonce.cli import main
+from aninfonce.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,7 +225,45 @@ def test_everything_skips_entries_whose_data_is_absent(tmp_path, capsys):
     assert not re.search(r"^cifar10-table\s", out, re.M)
     res = run_cli("cifar10-table", "--profile", "quick", "--executor", "local", "--data-root", str(tmp_path / "nodata"),
                   "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f"))
-    assert res.returncode == 2 and "CIFAR10 not found in" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "CIFAR10 not found in" in res.stdout and "Traceback" not in res.stderr
+    assert "error: not trained for missing data: CIFAR10 (cifar10-table)" in res.stderr
+
+
+def test_missing_mnist_is_said_once_before_any_training(tmp_path, dirs, capsys, monkeypatch):
+    """Both MNIST entries named, no MNIST: one sentence up front naming both, a closing line naming what
+    was skipped, exit 2, and nothing trained or written."""
+    monkeypatch.setenv("ANINFONCE_OFFLINE", "1")  # no download attempt
+    assert main(["fig3", "mnist-standin-table", "--profile", "smoke", "--data-root", str(tmp_path / "empty"),
+                 *dirs]) == 2
+    out, err = capsys.readouterr()
+    assert out.count("MNIST not found in") == 1 and "skipping fig3, mnist-standin-table: MNIST" in out
+    assert err == "error: not trained for missing data: MNIST (fig3, mnist-standin-table); their figures " \
+                  "and report sections show the results already stored\n"  # said twice in all, never once per run
+    assert not (tmp_path / "results" / "smoke").exists() and not (tmp_path / "figures").exists()
+
+
+@pytest.mark.slow
+def test_missing_mnist_skips_its_entries_and_still_reports_the_rest(tmp_path, dirs, capsys, monkeypatch):
+    """No MNIST with fig5 named too: fig5 trains, the report and figures are regenerated, exit 2 at the end."""
+    monkeypatch.setenv("ANINFONCE_OFFLINE", "1")
+    assert main(["fig3", "fig5", "--profile", "smoke", "--executor", "local", "--data-root",
+                 str(tmp_path / "empty"), *dirs]) == 2
+    out, err = capsys.readouterr()
+    assert out.count("MNIST not found in") == 1 and "not trained for missing data: MNIST (fig3)" in err
+    assert not results.load_experiment(tmp_path / "results", "smoke", "fig5").empty
+    assert (tmp_path / "figures" / "smoke" / "REPORT.md").exists()
+    assert_real_figure(tmp_path / "figures" / "smoke" / "fig5.png")
+
+
+def test_help_documents_every_option_and_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "130 "):
+        assert re.search(rf"^  {code}", text, re.M), code
+    assert "SIGTERM" in text and text.count("python reproduce.py") >= 2
+    bare = [a.option_strings or a.dest for a in build_parser()._actions if not a.help]
+    assert not bare, f"options without help text: {bare}"
 
 
 def test_dataset_missing_survives_a_process_boundary():

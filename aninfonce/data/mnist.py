@@ -120,3 +120,15 @@ def load_mnist(root: Path, train: bool = True, limit: int | None = None) -> tupl
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return images.float().div_(255).unsqueeze(1), labels.clone()
+
+
+def mnist_check(root: Path, profile: str) -> str | None:
+    """An entry's up-front data check (``Experiment.data_check``): None when
+    MNIST is under ``root`` (downloaded there first where the internet is
+    reachable), else the one sentence saying where it looked and how to fix
+    it. Every profile reads the real files, smoke included."""
+    try:
+        ensure_mnist(root)
+    except DatasetMissing as err:
+        return str(err)
+    return None

@@ -51,7 +51,7 @@ import pandas as pd
 
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
-from ..plots import no_data, save
+from ..plots import no_data, run_caption, save
 from ..reference import authors_series
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..schedules import travel_bound
@@ -206,13 +206,16 @@ WITHOUT_MCC = "without-mcc"
 def _claims_of(name: str) -> tuple[Claim, ...]:
     out = [Claim(f"calibration.{name}.{setting}", f"{name} reaches the authors' end state on {setting} in every one of "
                  f">= {MIN_SEEDS} seeds (R^2 ± {R2_TOL}, MCC ± {MCC_TOL}, sorted Lambda^ ± {LAMBDA_REL:.0%})",
-                 _reaches(name, setting), rule="pooled") for setting in SETTINGS]
+                 _reaches(name, setting), rule="pooled", short=f"{name} reaches the authors' end state on {setting}")
+           for setting in SETTINGS]
     if ROUND[name] >= 2:
         out += [Claim(f"calibration.{name}.{setting}.{WITHOUT_MCC}", f"{name} reaches the authors' end state on {setting} "
                       f"but for MCC, in every one of >= {MIN_SEEDS} seeds (R^2 ± {R2_TOL}, sorted Lambda^ ± {LAMBDA_REL:.0%})",
-                      _reaches(name, setting, with_mcc=False), rule="pooled") for setting in SETTINGS]
+                      _reaches(name, setting, with_mcc=False), rule="pooled",
+                      short=f"{name} reaches the authors' end state on {setting} but for MCC") for setting in SETTINGS]
     out.append(Claim(f"calibration.{name}.no-lost-direction", f"{name}: no run loses a direction (every per-dim R^2 >= "
-                     f"{LOST_DIM})", _no_lost_direction(name), rule="pooled"))
+                     f"{LOST_DIM})", _no_lost_direction(name), rule="pooled",
+                     short=f"{name} loses no direction"))
     return tuple(out)
 
 
@@ -271,7 +274,8 @@ def plot(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig.suptitle(f"Calibration of a time-compressed schedule against the authors' end state (profile: {profile}; dots: seeds)",
                  y=1.02)
     fig.tight_layout()
-    return save(fig, out, "calibration")
+    return save(fig, out, "calibration", run_caption("Each candidate time-compressed schedule's end state against "
+                                                     "the authors' (R², MCC, sorted Λ̂; dots: seeds)", df, profile))
 
 
 register(Experiment(

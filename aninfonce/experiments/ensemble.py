@@ -32,7 +32,7 @@ from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import no_data, save
+from ..plots import no_data, run_caption, save
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.ensemble import EnsembleSpec, train_ensemble
 from ..trainers.synthetic import AUTHORS_SETTING
@@ -132,12 +132,13 @@ def _nothing_collapsed(df: pd.DataFrame) -> ClaimResult:
 
 CLAIMS = (
     Claim("ensemble.identifies", f"the 4-term ensemble identifies every factor: MCC >= {MCC_ID} and >= {MCC_GAIN} above "
-          "the best single term", _ensemble_identifies),
+          "the best single term", _ensemble_identifies, short="the 4-term ensemble identifies every factor"),
     Claim("ensemble.singles-entangled", f"each term alone recovers the latents (R^2 all >= {KEPT}) but only up to its "
-          f"5-dim blocks (MCC <= {MCC_ID})", _singles_entangled),
+          f"5-dim blocks (MCC <= {MCC_ID})", _singles_entangled,
+          short="each term alone identifies only up to its blocks"),
     Claim("ensemble.more-terms-more-mcc", f"MCC rises with the refinement: mean single < t0+t1 < all four, "
-          f"each step >= {STEP}", _more_terms_more_mcc),
-    Claim("ensemble.nothing-collapsed", f"4-term ensemble: every per-dim R^2 >= {KEPT}", _nothing_collapsed),
+          f"each step >= {STEP}", _more_terms_more_mcc, short="MCC rises with more terms"),
+    Claim("ensemble.nothing-collapsed", f"4-term ensemble: every per-dim R^2 >= {KEPT}", _nothing_collapsed, short="the 4-term ensemble loses no dimension"),
 )
 
 
@@ -191,7 +192,8 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig.suptitle(f"Loss ensembles: Σ_k AnInfoNCE on 4 conditionals, one shared encoder (profile: {profile}; "
                  f"{schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
-    return save(fig, out, "ensemble")
+    return save(fig, out, "ensemble", run_caption("MCC and R² of single AnInfoNCE terms against sums of terms on "
+                                                  "different conditionals, one shared encoder", df, profile))
 
 
 def reference_ensemble(df: pd.DataFrame) -> str:

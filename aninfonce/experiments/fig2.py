@@ -29,6 +29,7 @@ from ..plots import (
     no_data,
     plot_lambda_traces,
     r2_groups_against,
+    run_caption,
     save,
     unsettled_handle,
 )
@@ -199,27 +200,32 @@ def _largest(df: pd.DataFrame) -> float:
 # after the seed-0 quick runs, with Figure 3's; the verdicts it re-judged are in its commit).
 FIG2_CLAIMS = (
     Claim("fig2.anin-keeps-all", f"AnInfoNCE keeps content and style: R^2 >= {KEPT} at every Lambda_2 (held-out R^2)",
-          _anin_keeps_both, reads=C.runs_matching(dict(loss="aninfonce"))),
+          _anin_keeps_both, short="AnInfoNCE keeps content and style at every Λ2", reads=C.runs_matching(dict(loss="aninfonce"))),
     *(Claim(f"fig2.loses-style.{loss}", f"{LOSS_LABELS[loss]}: style R^2 falls as Lambda_2 grows "
             f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from the smallest to the largest Lambda_2 swept: 5 to 200; "
-            "quick: 5 to 100)", _infonce_loses_style(loss), reads=C.runs_matching(dict(loss=loss)))
+            "quick: 5 to 100)", _infonce_loses_style(loss), short=f"{LOSS_LABELS[loss]} loses style as Λ2 grows", reads=C.runs_matching(dict(loss=loss)))
       for loss in LOSSES if loss != "aninfonce"),
     *(Claim(f"fig2.anin-beats.{loss}", f"at the largest Lambda_2 swept (200; quick: 100) AnInfoNCE's style R^2 exceeds "
             f"{LOSS_LABELS[loss]}'s by >= {LOST_DROP}", _anin_beats_infonce(loss),
+            short=f"AnInfoNCE keeps more style than {LOSS_LABELS[loss]} at the largest Λ2",
             reads=C.runs_matching(dict(loss="aninfonce", lam2=_largest), dict(loss=loss, lam2=_largest)))
       for loss in LOSSES if loss != "aninfonce"),
     Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth "
           "minimum on the same evaluation batch", _loss_reaches_minimum,
+          short="AnInfoNCE's loss reaches its ground-truth minimum (Λ2 = 25)",
           reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
     Claim("fig2D.lambda-separates", "Lambda_2 = 25: every content Lambda^ exceeds every style Lambda^, mean ratio in "
-          "[2.5, 10] (true 5)", _lambda_separates, reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+          "[2.5, 10] (true 5)", _lambda_separates,
+          short="learned Λ̂ separates content from style (Λ2 = 25)", reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
     Claim("fig2.block-orthogonal", f"Lambda_2 = 25: each block predicted from its own matched dims (R^2 >= {KEPT}), not "
           f"from the other block's (R^2 <= {BLOCK_LEAK}), MCC <= 0.85: identified up to a block-orthogonal map",
-          _block_orthogonal, reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+          _block_orthogonal, short="identified up to a block-orthogonal map (Λ2 = 25)", reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
 )
 LINEAR_CLAIMS = (
-    Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", linear_ordering),
-    Claim("fig2-linear.mcc", "Lambda linearly spaced 5..25: all Lambda differ, so MCC >= 0.9", linear_mcc),
+    Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", linear_ordering,
+          short="learned Λ̂ in the true order (Λ 5..25)"),
+    Claim("fig2-linear.mcc", "Lambda linearly spaced 5..25: all Lambda differ, so MCC >= 0.9", linear_mcc,
+          short="every latent identified (MCC, Λ 5..25)"),
 )
 
 
@@ -229,7 +235,7 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         return no_data(out, "fig2", "no Figure 2 results yet")
     held = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]  # R^2 panels show held-out R^2
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    _panel_a(axes[0], held)
+    ringed = _panel_a(axes[0], held)
     focus = C.select(held, lam2=FOCUS_LAMBDA2)
     everything = C.select(df, lam2=FOCUS_LAMBDA2)  # panel D needs the matching rows (same-sample)
     anin = everything[everything["loss"] == "aninfonce"]
@@ -244,16 +250,20 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
             draw(ax, rows)
     fig.suptitle(f"Figure 2 — synthetic, Λ1 = 5 (profile: {profile}; {schedule_phrase(df)}; R² held-out)", y=1.02)
     fig.tight_layout()
-    return save(fig, out, "fig2")
+    # one key for A and B under them: inside either panel it would cover the falling style curves
+    fig.legend(handles=_legend_handles(ring=ringed), loc="upper center", bbox_to_anchor=(0.27, 0.0), ncol=4,
+               fontsize=8)
+    return save(fig, out, "fig2", run_caption("InfoNCE vs AnInfoNCE: R² of content and style latents across Λ2, "
+                                              "training curves, loss and learned Λ̂ at Λ2 = 25", df, profile))
 
 
-def _panel_a(ax, df: pd.DataFrame) -> None:
+def _panel_a(ax, df: pd.DataFrame) -> bool:
     ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig2"], df))
     ax.set_xticks(swept(df), [f"{v:g}" for v in swept(df)])
     ax.minorticks_off()
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² vs Λ2")
-    _legends(ax, ring=ringed)
+    return ringed
 
 
 def _panel_b(ax, df: pd.DataFrame) -> None:
@@ -266,7 +276,6 @@ def _panel_b(ax, df: pd.DataFrame) -> None:
                 for _, run in rows.groupby("run_key"):
                     ax.plot(run["step"], run["value"], color=LOSS_COLORS[loss], ls=GROUP_STYLES[group], lw=0.5, alpha=0.4)
     ax.set(xlabel="training step", ylabel="R²", ylim=(-0.05, 1.05), title="B  R² during training (Λ2 = 25; thin: seeds)")
-    _legends(ax)
 
 
 def _panel_c(ax, df: pd.DataFrame) -> None:
@@ -303,16 +312,16 @@ def _mean_of(df: pd.DataFrame) -> str:
     return f", mean of {n} seeds" if n > 1 else ""
 
 
-def _legends(ax, ring: bool = False) -> None:
+def _legend_handles(ring: bool = False) -> list:
     handles = [plt.Line2D([], [], color=LOSS_COLORS[l], label=LOSS_LABELS[l]) for l in LOSSES]
-    handles += [plt.Line2D([], [], color="gray", ls=GROUP_STYLES[g], label=GROUP_LABELS[g]) for g in GROUP_STYLES]
-    handles += [unsettled_handle()] if ring else []
-    ax.legend(handles=handles, fontsize=7, loc="lower left")
+    handles += [plt.Line2D([], [], color="gray", ls=GROUP_STYLES[g], label=f"{GROUP_LABELS[g]} latents")
+                for g in GROUP_STYLES]
+    return handles + ([unsettled_handle()] if ring else [])
 
 
 def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     if df.empty:
-        return no_data(out, "fig2_linear", "no linear-Lambda results yet")
+        return no_data(out, "fig2_linear", "no results yet for linearly spaced Λ")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     _panel_d(axes[0], df)
     axes[0].set_title(f"learned Λ̂, Λ linearly spaced 5..25{_mean_of(df[df['loss'] == 'aninfonce'])}")
@@ -329,7 +338,8 @@ def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     axes[1].legend()
     fig.suptitle(f"Authors' linearly spaced setting (profile: {profile}; {schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
-    return save(fig, out, "fig2_linear")
+    return save(fig, out, "fig2_linear", run_caption("AnInfoNCE with true Λ linearly spaced 5..25: learned Λ̂ "
+                                                     "against the true Λ, and MCC and R² during training", df, profile))
 
 
 # ---------------------------------------------------------------- reference numbers

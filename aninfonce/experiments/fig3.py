@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from .. import claims as C
+from ..data.mnist import mnist_check
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
 from ..plots import (
@@ -52,7 +53,9 @@ from ..plots import (
     no_data,
     plot_lambda_traces,
     r2_groups_against,
+    run_caption,
     save,
+    ticks_at,
     unsettled_handle,
 )
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
@@ -212,16 +215,20 @@ def _ordering(lo: float, hi: float):
 FIG3_CLAIMS = (
     *(Claim(f"fig3A.collapses.{b}", f"{LOSS_LABELS[b]}: style R^2 at the largest Lambda_2 <= {COLLAPSED} and >= {LOST_DROP} "
             f"below its value at Lambda_2 = 5 (held-out R^2)", _infonce_collapses(b),
+            short=f"{LOSS_LABELS[b]} loses style at the largest Λ2",
             reads=C.runs_matching(dict(loss=b, lambda_kind="bimodal"))) for b in BASELINES),
     Claim("fig3A.anin-keeps", f"AnInfoNCE: style R^2 at the largest Lambda_2 >= {KEPT_FRACTION} x its value at Lambda_2 = 5, "
           f"and >= {LOST_DROP} above every InfoNCE baseline's", _anin_keeps,
+          short="AnInfoNCE keeps style at the largest Λ2",
           reads=_bimodal_runs(("aninfonce", "lo"), *((loss, "hi") for loss in LOSSES))),
     *(Claim(f"fig3B.knn-lower.{b}", f"KNN accuracy on real MNIST: {LOSS_LABELS[b]} at the largest Lambda_2 is >= "
             f"{KNN_GAP:.0%} below its own at Lambda_2 = 5 and below AnInfoNCE's at the largest Lambda_2", _knn_lower(b),
+            short=f"{LOSS_LABELS[b]}: KNN accuracy lower at the largest Λ2",
             reads=_bimodal_runs((b, "lo"), (b, "hi"), ("aninfonce", "hi")), judged_steps="final")
       for b in BASELINES),
     *(Claim(f"fig3{panel}.lambda-order", f"Lambda linearly spaced {lo:g}..{hi:g}: learned Lambda^ in the true order "
             f"at the end of training (Spearman >= {ORDER_RHO})", _ordering(lo, hi),
+            short=f"learned Λ̂ in the true order (Λ {lo:g}..{hi:g})",
             reads=C.runs_matching(dict(lambda_kind="linear", lam1=lo, lam2=hi)))
       for panel, (lo, hi) in zip("CD", LINEAR_RANGES)),
 )
@@ -241,7 +248,8 @@ def plot_fig3(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         _panel_lambda(ax, sel[sel["loss"] == "aninfonce"], lo, hi, panel)
     fig.suptitle(f"Figure 3 — MNIST through a VAE generator, Λ1 = 5 (profile: {profile}; R² held-out)", y=1.02)
     fig.tight_layout()
-    paths = save(fig, out, "fig3")
+    paths = save(fig, out, "fig3", run_caption("InfoNCE vs AnInfoNCE on MNIST images of VAE latents: R² and KNN "
+                                               "accuracy across Λ2, learned Λ̂ for linearly spaced true Λ", df, profile))
     paths += _plot_training(bimodal, out, profile)
     paths += _plot_vae(df, out, profile)
     return paths
@@ -259,6 +267,7 @@ def _panel_a(ax, df: pd.DataFrame) -> None:
     ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig3"], df))
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² of VAE latents vs Λ2")
+    ticks_at(ax, df["lam2"].astype(float).unique())
     _legend(ax, ring=ringed)
 
 
@@ -274,6 +283,7 @@ def _panel_b(ax, df: pd.DataFrame) -> None:
         ax.axhline(ref.mean(), color="k", ls=":")
         handles_extra.append(plt.Line2D([], [], color="k", ls=":", label="VAE posterior means (reference)"))
     ax.set_xscale("log")
+    ticks_at(ax, last["lam2"].astype(float).unique())
     k = metric(last, "knn_acc")["protocol"].dropna()
     k_txt = k.iloc[0].split(" ")[1] if len(k) else ""
     ax.set(xlabel="Λ2", ylabel=f"KNN accuracy on real MNIST test ({k_txt})", title="B  KNN accuracy (encoder output)")
@@ -289,7 +299,7 @@ def _panel_lambda(ax, df: pd.DataFrame, lo: float, hi: float, panel: str) -> Non
     last = float(pd.to_numeric(lam["step"]).max())
     # the window the settle rule reads (LAMBDA_SETTLE_REL over the last fifth)
     ax.axvspan(SETTLED_FRACTION * last, last, color="0.92", zorder=0, label="last fifth (settle rule)")
-    plot_lambda_traces(ax, df, np.linspace(lo, hi, n_dims), legend_loc="upper left")
+    plot_lambda_traces(ax, df, np.linspace(lo, hi, n_dims), legend_below=True)  # every corner holds a trace
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
 
@@ -308,7 +318,8 @@ def _plot_training(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     _legend(axes[0][0])
     fig.suptitle(f"Figure 3 — R² during training (profile: {profile})", y=1.03)
     fig.tight_layout()
-    return save(fig, out, "fig3_training")
+    return save(fig, out, "fig3_training", run_caption("Held-out R² of content and style latents during training, "
+                                                       "one panel per Λ2", df, profile))
 
 
 def _plot_vae(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
@@ -345,7 +356,8 @@ def _plot_vae(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
                  f"(profile: {profile}); test −ELBO {stats['vae/test_neg_elbo']:.1f} nats, KL {stats['vae/test_kl']:.1f}, "
                  f"active dims {stats['vae/active_dims']:.0f}/10", fontsize=10)
     fig.tight_layout()
-    return save(fig, out, "fig3_vae")
+    return save(fig, out, "fig3_vae", run_caption("The MNIST VAE used as Figure 3's generator: test images and their "
+                                                  "reconstructions, prior samples, anchor samples", df, profile))
 
 
 # ---------------------------------------------------------------- reference
@@ -387,5 +399,5 @@ register(Experiment(
           "CNN encoder, KNN protocol (k = 10, Euclidean on the unit-norm encoder output, real MNIST), swept Λ2, "
           "InfoNCE baselines and every profile setting: [recon]. The VAE is trained once per profile and seed "
           "(runner artefact cache) and shown in fig3_vae.",
-    settle_metric="loss_eval", settle_lambda_rel=LAMBDA_SETTLE_REL,
+    settle_metric="loss_eval", settle_lambda_rel=LAMBDA_SETTLE_REL, data_check=mnist_check,
 ))

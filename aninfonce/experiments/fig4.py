@@ -34,7 +34,7 @@ from ..schedules import schedule_phrase
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
 from ..metrics import HELD_OUT
-from ..plots import hollow_unsettled, no_data, save, seed_markers, unsettled_handle
+from ..plots import hollow_unsettled, no_data, run_caption, save, seed_markers, unsettled_handle
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from ..verdicts import unsettled_runs
@@ -129,13 +129,17 @@ def _batch_helps(sweep, x: str, name: str):
 
 CLAIMS = (
     Claim("fig4A.falls-with-d", f"R^2 (all dims, held-out) falls as d grows (d / kappa fixed): for every batch size a drop "
-          f">= {DEGRADE} from the smallest to the largest d, Spearman <= -0.8", _falls(sweep_a, "d", "d")),
+          f">= {DEGRADE} from the smallest to the largest d, Spearman <= -0.8", _falls(sweep_a, "d", "d"),
+          short="R² falls as the latent dimension d grows"),
     Claim("fig4A.batch-counters", f"at the largest d the largest batch raises R^2 by >= {BATCH_GAIN} over the smallest batch",
-          _batch_helps(sweep_a, "d", "d")),
+          _batch_helps(sweep_a, "d", "d"),
+          short="a larger batch raises R² at the largest d"),
     Claim("fig4B.falls-with-concentration", f"R^2 falls as the concentration kappa grows (d = {FOCUS_D}): for every batch size "
-          f"a drop >= {DEGRADE} from the smallest to the largest kappa, Spearman <= -0.8", _falls(sweep_b, "lam2", "kappa")),
+          f"a drop >= {DEGRADE} from the smallest to the largest kappa, Spearman <= -0.8", _falls(sweep_b, "lam2", "kappa"),
+          short="R² falls as the concentration κ grows"),
     Claim("fig4B.batch-counters", f"at the largest kappa the largest batch raises R^2 by >= {BATCH_GAIN} over the smallest batch",
-          _batch_helps(sweep_b, "lam2", "kappa")),
+          _batch_helps(sweep_b, "lam2", "kappa"),
+          short="a larger batch raises R² at the largest κ"),
 )
 
 
@@ -190,7 +194,8 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig.suptitle(f"Figure 4 — AnInfoNCE, isotropic positive conditional Λ = κ I (profile: {profile}; "
                  f"{schedule_phrase(df)})", y=1.02)
     fig.tight_layout()
-    return save(fig, out, "fig4")
+    return save(fig, out, "fig4", run_caption("AnInfoNCE's held-out R² against latent dimension d (A) and "
+                                              "concentration κ (B), one line per batch size", df, profile))
 
 
 def reference_fig4(df: pd.DataFrame) -> str:

@@ -32,7 +32,7 @@ import torch
 
 from .. import claims as C
 from ..latents import sample_positive
-from ..plots import no_data, save
+from ..plots import no_data, run_caption, save
 from ..registry import Claim, ClaimResult, Experiment, register
 from ..specs import RunSpec
 
@@ -117,9 +117,11 @@ def _overlap_small_and_falls(df: pd.DataFrame) -> ClaimResult:
 
 CLAIMS = (
     Claim("fig5.no-overlap-at-large-kappa", f"at kappa = {LARGE:g} fewer than {NONE:g} of the positives lie nearer "
-          "another anchor (circle and sphere)", _no_overlap_large),
+          "another anchor (circle and sphere)", _no_overlap_large,
+          short=f"no augmentation overlap at κ = {LARGE:g}"),
     Claim("fig5.overlap-at-small-kappa", f"at kappa = {SMALL:g} at least {SOME:g} of the positives lie nearer another "
-          "anchor, and the overlap falls as kappa grows (Spearman <= -0.9)", _overlap_small_and_falls),
+          "anchor, and the overlap falls as kappa grows (Spearman <= -0.9)", _overlap_small_and_falls,
+          short=f"augmentations overlap at κ = {SMALL:g}, less as κ grows"),
 )
 
 
@@ -161,7 +163,8 @@ def plot_fig5(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     ax.legend(fontsize=8)
     fig.suptitle(f"Figure 5 — positive conditionals p(z+ | anchor ★) from the code's sampler (profile: {profile})", y=1.02)
     fig.tight_layout()
-    return save(fig, out, "fig5")
+    return save(fig, out, "fig5", run_caption("Positive samples around anchors at small and large κ, and the fraction "
+                                              "lying nearer another anchor (augmentation overlap)", df, profile))
 
 
 def reference_fig5(df: pd.DataFrame) -> str:

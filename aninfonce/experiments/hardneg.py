@@ -32,7 +32,7 @@ from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, metric
 from ..metrics import HELD_OUT
-from ..plots import GROUP_LABELS, GROUP_STYLES, hollow_unsettled, no_data, save, unsettled_handle
+from ..plots import GROUP_LABELS, GROUP_STYLES, hollow_unsettled, no_data, run_caption, save, unsettled_handle
 from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
 from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
 from ..verdicts import unsettled_runs
@@ -90,9 +90,11 @@ def _lambda_separates(df: pd.DataFrame) -> ClaimResult:
 
 CLAIMS = (
     Claim("hardneg.identifiable", f"hard-negative AnInfoNCE keeps content and style: held-out R^2 >= {KEPT} for both "
-          f"groups at every beta (Lambda_2 = 25, Lambda_1 = 5)", _identifiable),
+          f"groups at every beta (Lambda_2 = 25, Lambda_1 = 5)", _identifiable,
+          short="hard-negative AnInfoNCE keeps content and style at every β"),
     Claim("hardneg.lambda-separates", "at every beta every learned content Lambda^ exceeds every style Lambda^ "
-          "(the anisotropy is still found; encoder dims matched to latent dims by the Hungarian matching)", _lambda_separates),
+          "(the anisotropy is still found; encoder dims matched to latent dims by the Hungarian matching)", _lambda_separates,
+          short="learned Λ̂ separates content from style at every β"),
 )
 
 
@@ -141,7 +143,8 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig.suptitle(f"Hard-negative AnInfoNCE, bimodal Λ 25 / 5 (profile: {profile}; {schedule_phrase(df)}; R² held-out)",
                  y=1.02)
     fig.tight_layout()
-    return save(fig, out, "hardneg")
+    return save(fig, out, "hardneg", run_caption("Hard-negative AnInfoNCE across the mining strength β: R² of "
+                                                 "content and style, learned Λ̂", df, profile))
 
 
 def reference_hardneg(df: pd.DataFrame) -> str:
