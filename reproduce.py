@@ -3,7 +3,9 @@
 
 import sys
 
-from aninfonce.cli import main
-
 if __name__ == "__main__":
+    # imported here, not above: a pool worker re-imports this file at its start, and must reach its
+    # initializer (which binds it to this process) before the slow imports (aninfonce.lifecycle)
+    from aninfonce.cli import main
+
     sys.exit(main())

@@ -18,6 +18,7 @@ from . import (
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
 from .executors import EXECUTORS, SlurmResources, default_jobs, run_all
+from .lifecycle import RunStopped
 from .registry import PROFILES, all_experiments, select
 from .estimates import format_plan
 from .runner import format_seconds, plan, resolve_device
@@ -192,8 +193,12 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
 # --check exit codes (README): 0 every claim PASS and the golden values match;
 # 1 a claim FAILs or a golden value moved; 3 nothing failed, but a claim is
 # NOT SETTLED or has no data; 2 a run is damaged or (smoke) missing. Bad input exits 2 (main).
+# Training exits 4 when SIGTERM (SLURM's notice before preemption or the time
+# limit) stopped it: every run in progress wrote a checkpoint, and the same
+# command resumes them; 130 on Ctrl-C.
 EXIT_PASS, EXIT_FAIL, EXIT_UNSETTLED = 0, 1, 3
 EXIT_INCOMPLETE = 2  # a damaged or missing run: like bad input, the fix is to rerun, not to judge
+EXIT_STOPPED = 4  # stopped by SIGTERM, resumable
 
 
 def cmd_adopt(exps, args) -> None:
@@ -365,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
         return 130
+    except RunStopped as err:
+        print(f"stopped by SIGTERM ({err}); rerun the same command to resume", file=sys.stderr)
+        return EXIT_STOPPED
     except (UserError, PermissionError) as err:  # one clear line, no traceback; anything else is a bug
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -16,42 +16,19 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .errors import BadInput
+from .lifecycle import (RunStopped, clear_stop, on_signal, pool_worker_start, progress_queue, request_stop,
+                        stop_requested, watch_submitter)
 from .progress import PoolProgress
-from .runner import PlannedRun, execute, format_seconds, run_one
+from .runner import PlannedRun, execute, finished_line, format_seconds, run_one
 from .slurm import InFlight, SlurmResources, ended
 
 EXECUTORS = ("local", "pool", "slurm")
-
-
-_PROGRESS = None  # in a pool worker: the queue its runs report progress to (run_pool)
-
-
-def _worker_init(threads: int, progress=None) -> None:
-    global _PROGRESS
-    torch.set_num_threads(threads)
-    _PROGRESS = progress
-    _die_with_parent()
-
-
-def _die_with_parent() -> None:
-    """Linux: ask the kernel to SIGTERM this worker when the main process dies,
-    so a killed `reproduce.py` leaves no orphan workers still training (and
-    writing rows of a grid that may have changed since)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +46,13 @@ class Job:
     device: str
     results_dir: Path
     data_root: Path | None
+    submitter_pid: int | None = None  # a job of submitit's local executor ends when this process is gone
 
     @classmethod
     def of(cls, run: PlannedRun, profile: str, device: torch.device, results_dir: Path, data_root: Path | None) -> "Job":
         execute = run.experiment.execute
         return cls(run.experiment.id, execute if _picklable(execute) else None, run.spec, run.status, run.csv,
-                   run.checkpoint, profile, str(device), results_dir, data_root)
+                   run.checkpoint, profile, str(device), results_dir, data_root, os.getpid())
 
 
 def _planned(job: Job) -> PlannedRun:
@@ -95,13 +73,15 @@ def _planned(job: Job) -> PlannedRun:
     return PlannedRun(_Entry(job.exp_id, execute), job.spec, job.status, job.csv, job.checkpoint)
 
 
-def _pool_job(job: Job) -> float:
+def _pool_job(job: Job) -> float | None:
     """Runs in a worker process (a pool worker, or a single-task SLURM job). In
     a pool, the run's progress goes to the parent at each of its progress
     updates (evaluation points: no extra host sync in the step loop)."""
-    report = None
-    if _PROGRESS is not None:
-        queue, key = _PROGRESS, job.spec.key
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local" and job.submitter_pid:  # not on SLURM: jobs outlive their submitter
+        watch_submitter(job.submitter_pid)
+    report, queue = None, progress_queue()
+    if queue is not None:
+        key = job.spec.key
 
         def report(n: int, total: int | None) -> None:
             queue.put_nowait((key, n, total))
@@ -147,6 +127,9 @@ def _rank_job(job: Job) -> tuple[float | None, BaseException | None]:
 
         from .torchrun import run_ranks
 
+        if os.environ.get("SUBMITIT_EXECUTOR") == "local" and job.submitter_pid:
+            watch_submitter(job.submitter_pid)
+
         # overwrite: a job submitted from inside a torchrun job inherits its RANK, WORLD_SIZE, ...;
         # CUDA_VISIBLE_DEVICES is left as SLURM set it (run_ranks picks this rank's GPU among those)
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
@@ -169,37 +152,83 @@ def run_pool(runs: list[PlannedRun], profile: str, device: torch.device, results
     """Independent runs in ``jobs`` processes, one torch thread each. On 2 CPU
     cores two single-thread processes of the synthetic model do about 1.5x the
     steps of one two-thread process. Progress: one line on ``progress_stream``
-    (default stderr, :class:`PoolProgress`) and one line per finished run."""
+    (default stderr, :class:`PoolProgress`) and one line per finished run.
+
+    The workers die with this process (:mod:`aninfonce.lifecycle`). SIGTERM
+    here is forwarded to them: each checkpoints after its current step, and
+    :class:`RunStopped` is raised once they have. Ctrl-C stops them the same
+    way (they ignore SIGINT) before the KeyboardInterrupt goes on."""
     todo = [r for r in runs if r.status != "done"]
     if not todo:
         return
     ctx = mp.get_context("spawn")  # fork + torch threads is unsafe
     errors: list[BaseException] = []
+    stopped = 0
     progress = PoolProgress(todo, ctx.Queue(), progress_stream)
     log = progress.wrap(log)
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-                                  initargs=(1, progress.queue))
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=pool_worker_start,
+                                  initargs=(os.getpid(), 1, progress.queue))
+
+    def forward_stop(signum: int, frame: Any) -> None:
+        request_stop()
+        _signal_workers(pool, signal.SIGTERM)
+
+    previous = on_signal(signal.SIGTERM, forward_stop)
     try:
-        futures = {pool.submit(_pool_job, Job.of(r, profile, device, results_dir, data_root)): r for r in todo}
+        # the workers start while the submissions are made, with SIGINT and SIGTERM blocked (a blocked
+        # signal stays blocked across exec): one that arrives in a worker's first moments waits for its
+        # initializer (Ctrl-C ignored, SIGTERM a stop). A Ctrl-C here waits until every worker has its
+        # start-up data: cut off mid-way, a worker would print a traceback of its own
+        ctrl_c: list[int] = []
+        sigint = on_signal(signal.SIGINT, lambda signum, frame: ctrl_c.append(signum))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            futures = {pool.submit(_pool_job, Job.of(r, profile, device, results_dir, data_root)): r for r in todo}
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if sigint is not None:
+                on_signal(signal.SIGINT, sigint)
+        if ctrl_c:
+            raise KeyboardInterrupt
         for i, fut in enumerate(cf.as_completed(futures), 1):
             run = futures[fut]
             progress.finished(run.spec.key)
             try:
                 wall = fut.result()
+            except RunStopped as err:
+                stopped += 1
+                log(f"[{i}/{len(todo)}] stopped: {err}")
+                continue
             except Exception as err:  # the other runs are independent: finish them, then report
+                if stop_requested():  # a worker ended by the stop before it could catch it
+                    stopped += 1
+                    continue
                 errors.append(err)
                 log(f"[{i}/{len(todo)}] {run.spec.label()} FAILED: {type(err).__name__}: {err}")
                 continue
-            steps = getattr(run.spec, "steps", None)
-            rate = f", {steps / wall:,.1f} steps/s" if steps and wall > 0 else ""
-            log(f"[{i}/{len(todo)}] {run.spec.label()} finished in {format_seconds(wall)}{rate} -> {run.csv}")
-    except BaseException:  # Ctrl-C: drop the queued runs; finished ones are saved, killed ones resume
+            log(finished_line(i, len(todo), run, wall))
+    except BaseException:  # Ctrl-C: the workers checkpoint and stop; finished runs are saved
         progress.stop()
+        request_stop()
+        _signal_workers(pool, signal.SIGTERM)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        if previous is not None:
+            on_signal(signal.SIGTERM, previous)
     progress.stop()
     pool.shutdown(wait=True)
+    if stop_requested():
+        raise RunStopped(f"{stopped} of {len(todo)} run(s) stopped; each wrote a checkpoint")
     _raise_first(errors, len(todo))
+
+
+def _signal_workers(pool: cf.ProcessPoolExecutor, sig: int) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            os.kill(proc.pid, sig)
+        except (ProcessLookupError, TypeError):  # gone, or not started (pid None)
+            pass
 
 
 def _raise_first(errors: list[BaseException], n: int) -> None:
@@ -365,8 +394,9 @@ def _packed_job(jobs: list[Job]) -> list[tuple[str, tuple[float | None, BaseExce
     if len(jobs) == 1:
         return [(jobs[0].spec.key, _caught_job(jobs[0]))]
     ctx = mp.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_worker_init,
-                                initargs=(1,)) as pool:
+    # bound to this job's process; SLURM's SIGTERM reaches every process of the job: each run checkpoints
+    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=pool_worker_start,
+                                initargs=(os.getpid(), 1)) as pool:
         futures = [pool.submit(_caught_job, j) for j in jobs]
         out = []
         for j, fut in zip(jobs, futures):
@@ -382,8 +412,14 @@ def run_all(executor: str, runs: list[PlannedRun], profile: str, device: torch.d
             slurm: SlurmResources | None = None, wait: bool = False) -> int:
     """``device`` is this machine's (None for slurm: each job's follows the GPUs it
     asks for). Returns the number of runs still in flight (slurm without ``wait``)."""
-    if executor == "local":
-        execute(runs, profile, device, results_dir, data_root, log=log)
+    clear_stop()
+    if executor == "local":  # SIGTERM: the run in this process checkpoints and stops (RunStopped)
+        previous = on_signal(signal.SIGTERM, request_stop)
+        try:
+            execute(runs, profile, device, results_dir, data_root, log=log)
+        finally:
+            if previous is not None:
+                on_signal(signal.SIGTERM, previous)
     elif executor == "pool":
         run_pool(runs, profile, device, results_dir, data_root, jobs or default_jobs(), log)
     elif executor == "slurm":

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -74,17 +75,19 @@ def load(path: Path, required: tuple[str, ...] = CORE_COLUMNS) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- one file per run
-# Each finished run's rows live in a file of their own,
-# <profile>/<experiment>/<run key>.csv, written to a temporary name and
-# renamed; the per-experiment long CSV users read, <profile>/<experiment>.csv,
-# is derived from them (rebuilt after every run, and whenever it is missing,
-# damaged or out of step), so damage to it costs nothing and damage to a run
-# file costs that run alone. Beside them, <experiment>.runs.json holds each
-# run's completion record -- row count and a hash of its rows as read back --
-# and the order in which the runs finished (the long CSV keeps that order).
-# A run whose file is unreadable, cut or altered is named and re-run alone.
-# A long CSV without a run folder (from before the run files) is read as it
-# is; the next run written splits it into run files.
+# Each finished run's rows live in <profile>/<experiment>/<run key>.csv, its
+# completion record beside it in <run key>.json: row count, hash of its rows
+# as read back, the order the runs finished in (the long CSV keeps it). The
+# record is written before the run file is renamed into place, so every run
+# file proves itself: one unreadable, cut, altered or without a record (it
+# cannot be verified) is named and re-run alone, never recorded as good.
+# Folders from before the records moved beside the run files keep them in
+# <experiment>.runs.json, read for runs without a record of their own; the
+# next write into such a folder turns its verified entries into records and
+# removes it. The long CSV, <profile>/<experiment>.csv, is derived from the
+# trusted run files: rebuilt after every run, and whenever a command plans and
+# finds it missing, damaged or differing from them in a row or a value.
+# Figures and --check read the run files, never it.
 
 
 def run_dir(path: Path) -> Path:
@@ -98,7 +101,13 @@ def run_file(path: Path, key: str) -> Path:
     return run_dir(path) / f"{key}.csv"
 
 
+def record_file(path: Path, key: str) -> Path:
+    """The completion record of run ``key``, beside its run file."""
+    return run_file(path, key).with_suffix(".json")
+
+
 def records_path(path: Path) -> Path:
+    """The completion records of a folder written before they moved beside the run files."""
     return Path(path).with_suffix(".runs.json")
 
 
@@ -113,21 +122,33 @@ def run_digest(rows: pd.DataFrame) -> str:
     return hashlib.sha256(canon.to_csv(index=False).encode()).hexdigest()[:16]
 
 
-def _read_records(path: Path) -> dict[str, dict] | None:
-    rp = records_path(path)
-    if not rp.exists():
-        return None
+def _read_index(path: Path) -> dict[str, dict]:
+    """The old layout's records (empty when there are none or they cannot be read)."""
     try:
-        return json.loads(rp.read_text())
+        index = json.loads(records_path(path).read_text())
     except (OSError, ValueError):
-        return {}  # a damaged record file: every run is re-checked as unrecorded
+        return {}
+    return index if isinstance(index, dict) else {}
 
 
-def _why_untrusted(rows: pd.DataFrame, rec: dict | None, unrecorded_ok: bool = False) -> str | None:
+def _record_of(path: Path, key: str, index: dict[str, dict]) -> dict | None:
+    """Run ``key``'s completion record: its own file, else the old layout's
+    entry, else None; ``{}`` for a record file that cannot be read."""
+    f = record_file(path, key)
+    if not f.exists():
+        return index.get(key)
+    try:
+        rec = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) and {"rows", "sha256"} <= rec.keys() else {}
+
+
+def _why_untrusted(rows: pd.DataFrame, rec: dict | None) -> str | None:
     if rec is None:
-        # a run file is renamed into place only when its run has finished, so
-        # one without a record (a lost records file) is trusted as written
-        return None if unrecorded_ok else "no completion record"
+        return "no completion record, so it cannot be verified"
+    if not rec:
+        return "its completion record cannot be read"
     if len(rows) != rec["rows"]:
         return f"{len(rows)} of its {rec['rows']} rows"
     if run_digest(rows) != rec["sha256"]:
@@ -135,32 +156,27 @@ def _why_untrusted(rows: pd.DataFrame, rec: dict | None, unrecorded_ok: bool = F
     return None
 
 
-def _in_order(keys, records: dict[str, dict]) -> list[str]:
-    """Run keys in the order their runs finished (unrecorded ones last, by name)."""
-    return sorted(keys, key=lambda k: (records.get(k, {}).get("seq", math.inf), k))
+def _keys_in_order(path: Path) -> tuple[list[str], dict[str, dict | None]]:
+    """Run files' keys in the order their runs finished (unrecorded ones last,
+    by name), and their records."""
+    index = _read_index(path)
+    recs = {f.stem: _record_of(path, f.stem, index) for f in run_dir(path).glob("*.csv")}
+    return sorted(recs, key=lambda k: ((recs[k] or {}).get("seq", math.inf), k)), recs
 
 
 def read_runs(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every readable row of one experiment, and run key -> why that run's
-    rows cannot be trusted (unreadable, cut, altered, or unrecorded)."""
+    rows cannot be trusted (unreadable, cut, altered, or unverifiable)."""
     path = Path(path)
-    records = _read_records(path)
-    folder = run_dir(path)
-    if not folder.is_dir():  # a long CSV from before the run files
-        df = load(path)
-        if records is None or df.empty:
-            return df, {}
-        return df, {k: why for k, rows in df.groupby(df["run_key"].astype(str), sort=False)
-                    if (why := _why_untrusted(rows, records.get(k))) is not None}
-    records = records or {}
     frames, bad = [], {}
-    for key in _in_order([f.stem for f in folder.glob("*.csv")], records):
+    keys, recs = _keys_in_order(path) if run_dir(path).is_dir() else ([], {})
+    for key in keys:
         try:
             rows = load(run_file(path, key))
         except CorruptResults:
             bad[key] = "its run file cannot be read"
             continue
-        if (why := _why_untrusted(rows, records.get(key), unrecorded_ok=True)) is not None:
+        if (why := _why_untrusted(rows, recs[key])) is not None:
             bad[key] = why
         frames.append(rows)
     if not frames:
@@ -168,39 +184,30 @@ def read_runs(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     return pd.concat(frames, ignore_index=True), bad
 
 
+def run_is_done(path: Path, key: str) -> bool:
+    """Whether run ``key`` of one experiment has a run file that proves itself
+    (that run's files alone are read)."""
+    try:
+        rows = load(run_file(path, key)) if run_file(path, key).exists() else None
+    except CorruptResults:
+        return False
+    return rows is not None and _why_untrusted(rows, _record_of(path, key, _read_index(path))) is None
+
+
 def incomplete_runs(path: Path) -> dict[str, str]:
     """Run key -> why its rows cannot be trusted."""
     return read_runs(path)[1]
 
 
-def run_status(path: Path) -> tuple[set[str], dict[str, str]]:
-    """(runs whose rows are all there, incomplete run -> why), from one read."""
-    df, bad = read_runs(path)
-    return set(df["run_key"].astype(str)) - set(bad), bad
-
-
 def done_keys(path: Path) -> set[str]:
     """Runs whose rows are all there, as their completion record says."""
-    return run_status(path)[0]
+    df, bad = read_runs(path)
+    return set(df["run_key"].astype(str)) - set(bad)
 
 
 def _load_text(path: Path) -> pd.DataFrame:
-    """A results CSV as text, cell for cell: splitting and joining run files
-    must not re-format a single value."""
+    """A results CSV as text, cell for cell: joining run files must not re-format a single value."""
     return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def _split_legacy(path: Path) -> dict[str, dict]:
-    """Split a long CSV from before the run files into run files, keeping its
-    run order and its records (runs without one are recorded as they are)."""
-    load(path)  # the checks and the clear message for a damaged file
-    df, old = _load_text(path), _read_records(path)
-    records = {}
-    for seq, (key, rows) in enumerate(df.groupby("run_key", sort=False)):
-        write_atomic(rows, run_file(path, key))
-        old_rec = (old or {}).get(key)
-        records[key] = {**old_rec, "seq": seq} if old_rec else _record(path, key, seq)
-    return records
 
 
 def export_csv(path: Path, bad: dict[str, str] | None = None) -> None:
@@ -208,30 +215,38 @@ def export_csv(path: Path, bad: dict[str, str] | None = None) -> None:
     order, joining their text as it is; ``bad`` is ``read_runs(path)[1]``
     when the caller has it."""
     bad = read_runs(path)[1] if bad is None else bad
-    keys = [k for k in _in_order([f.stem for f in run_dir(path).glob("*.csv")], _read_records(path) or {})
-            if k not in bad]
-    frames = [_load_text(run_file(path, k)) for k in keys]
+    frames = [_load_text(run_file(path, k)) for k in _keys_in_order(path)[0] if k not in bad]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(CORE_COLUMNS))
     front = [c for c in CORE_COLUMNS if c in df.columns]
     write_atomic(df[front + [c for c in df.columns if c not in front]], path)
 
 
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two tables hold the same runs' rows in the same order, values exact."""
+    if len(a) != len(b):
+        return False
+    for col in ("run_key", "metric", "protocol"):
+        if (a[col].fillna("").astype(str).to_numpy() != b[col].fillna("").astype(str).to_numpy()).any():
+            return False
+    return all(np.array_equal(pd.to_numeric(a[col]).to_numpy(float), pd.to_numeric(b[col]).to_numpy(float),
+                              equal_nan=True) for col in ("step", "value"))
+
+
 def export_is_current(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:
     """Whether the long CSV exists, reads, and holds exactly the trusted runs'
-    rows (``df, bad = read_runs(path)``)."""
+    rows, value for value (``df, bad = read_runs(path)``)."""
     if not run_dir(path).is_dir():
         return True  # nothing to derive it from
     try:
         csv = load(path) if Path(path).exists() else None
     except CorruptResults:
         return False
-    trusted = df[~df["run_key"].astype(str).isin(bad)]
-    return csv is not None and len(csv) == len(trusted) and set(csv["run_key"].astype(str)) == set(trusted["run_key"].astype(str))
+    return csv is not None and _same_rows(csv, df[~df["run_key"].astype(str).isin(bad)])
 
 
 def refresh_export(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:
-    """Rebuild the long CSV if it is missing, damaged or out of step with the
-    run files (``df, bad = read_runs(path)``). Returns whether it was rebuilt."""
+    """Rebuild the long CSV if it is missing, damaged or differs from the
+    trusted run files (``df, bad = read_runs(path)``). Returns whether it was rebuilt."""
     if export_is_current(path, df, bad):
         return False
     with FileLock(str(path) + ".lock"):
@@ -265,28 +280,57 @@ def append_run(path: Path, rows: list[dict[str, Any]]) -> None:
                                 f"free space and rerun the same command") from None
 
 
-def _records_to_extend(path: Path) -> dict[str, dict]:
-    """The records a writer extends (under the lock): a long CSV from before
-    the run files is split into them first."""
-    if not run_dir(path).is_dir() and path.exists():
-        return _split_legacy(path)
-    return _read_records(path) or {}
+def _write_run(path: Path, key: str, rows: pd.DataFrame, seq: int) -> None:
+    """Write run ``key``'s file under a temporary name, read it back, write its
+    completion record, then rename the file into place: a run file never
+    stands without the record of what it should hold."""
+    target = run_file(path, key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            rows.to_csv(fh, index=False)
+        back = load(Path(tmp))
+        record = {"rows": len(back), "sha256": run_digest(back), "seq": seq}
+        _replace_atomic(record_file(path, key), lambda fh: json.dump(record, fh, indent=0, sort_keys=True))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _record(path: Path, key: str, seq: int) -> dict:
-    """The completion record of run file ``key``, hashed as read back: what a later load sees."""
-    rows = load(run_file(path, key))
-    return {"rows": len(rows), "sha256": run_digest(rows), "seq": seq}
+def migrate_index(path: Path) -> int:
+    """Give every run of an old-layout folder that verifies against its
+    <experiment>.runs.json a record of its own, then remove that file (runs
+    that do not verify are left without a record: re-run). Call under the
+    experiment's lock. Returns the number of records written."""
+    index = _read_index(path)
+    written = 0
+    for key, rec in index.items():
+        f = run_file(path, key)
+        if record_file(path, key).exists() or not f.exists() or not {"rows", "sha256"} <= rec.keys():
+            continue
+        try:
+            ok = _why_untrusted(load(f), rec) is None
+        except CorruptResults:
+            ok = False
+        if ok:
+            record = {k: rec[k] for k in ("rows", "sha256", "seq") if k in rec}
+            _replace_atomic(record_file(path, key), lambda fh: json.dump(record, fh, indent=0, sort_keys=True))
+            written += 1
+    records_path(path).unlink(missing_ok=True)
+    return written
 
 
-def _next_seq(records: dict[str, dict]) -> int:
-    return max((r.get("seq", -1) for r in records.values()), default=-1) + 1
+def _next_seq(path: Path) -> int:
+    recs = _keys_in_order(path)[1].values()
+    return max(((r or {}).get("seq", -1) for r in recs), default=-1) + 1
 
 
 def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write one finished run's rows (replacing any earlier rows of it) to its
-    run file, record its completion, and rebuild the long CSV; atomically and
-    under a lock, so concurrent writers lose and duplicate nothing."""
+    run file with its completion record, and rebuild the long CSV; atomically
+    and under a lock, so concurrent writers lose and duplicate nothing."""
     if not rows:
         return
     path = Path(path)
@@ -296,43 +340,29 @@ def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
     front = [c for c in CORE_COLUMNS if c in new.columns]
     new = new[front + [c for c in new.columns if c not in front]]
     with FileLock(str(path) + ".lock"):
-        records = _records_to_extend(path)
-        write_atomic(new, run_file(path, key))
-        records[key] = _record(path, key, records.get(key, {}).get("seq", _next_seq(records)))
-        on_disk = {f.stem for f in run_dir(path).glob("*.csv")}
-        records = {k: v for k, v in records.items() if k in on_disk}
-        for k in sorted(on_disk - set(records)):  # trusted unrecorded files (see _why_untrusted) get their record
-            try:
-                records[k] = _record(path, k, _next_seq(records))
-            except CorruptResults:
-                pass  # stays unrecorded and unreadable: named as incomplete, re-run
-        _replace_atomic(records_path(path), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
+        migrate_index(path)
+        old = _record_of(path, key, {})
+        _write_run(path, key, new, old["seq"] if old and "seq" in old else _next_seq(path))
         export_csv(path)
 
 
 def adopt_runs(src: Path, dst: Path, keys: set[str] | None = None) -> list[str]:
-    """Copy the finished, intact runs of one experiment from another results
-    folder (e.g. a worktree's long job) into ``dst``, file for file, under
-    ``dst``'s lock, and record them; runs ``dst`` already holds are kept.
-    ``keys`` limits it to those runs (e.g. the current grid). Returns the keys added."""
+    """Copy the finished runs of one experiment that prove themselves from
+    another results folder (e.g. a worktree's long job, in either layout) into
+    ``dst``, file for file, under ``dst``'s lock, each with its record; runs
+    ``dst`` already holds intact are kept. ``keys`` limits it to those runs
+    (e.g. the current grid). Returns the keys added."""
     src, dst = Path(src), Path(dst)
     df, bad = read_runs(src)
     wanted = [k for k in df["run_key"].astype(str).drop_duplicates() if k not in bad and (keys is None or k in keys)]
     added = []
     with FileLock(str(dst) + ".lock"):
-        records = _records_to_extend(dst)
+        migrate_index(dst)
         for key in wanted:
-            if key in records:
+            if run_is_done(dst, key):
                 continue
-            if run_dir(src).is_dir():
-                rows = _load_text(run_file(src, key))
-            else:  # a long CSV from before the run files
-                text = _load_text(src)
-                rows = text[text["run_key"] == key]
-            write_atomic(rows, run_file(dst, key))
-            records[key] = _record(dst, key, _next_seq(records))
+            _write_run(dst, key, _load_text(run_file(src, key)), _next_seq(dst))
             added.append(key)
-        _replace_atomic(records_path(dst), lambda fh: json.dump(records, fh, indent=0, sort_keys=True))
         export_csv(dst)
     return added
 
@@ -399,8 +429,8 @@ def load_experiment(results_dir: Path, profile: str, experiment: str) -> pd.Data
     return read_runs(csv_path(results_dir, profile, experiment))[0]
 
 
-def format_seconds(s: float) -> str:
-    if math.isnan(s):
+def format_seconds(s: float | None) -> str:
+    if s is None or math.isnan(s):
         return "unknown"
     if s < 90:
         return f"{s:.0f} s"

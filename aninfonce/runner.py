@@ -1,8 +1,10 @@
 """Plan, cache, checkpoint/resume, execute and record runs.
 
-A run is *done* when its rows are in the experiment's CSV (rows are written
-only when a run finishes), *resumable* when a checkpoint exists under the
-cache folder, and *new* otherwise. The runner owns all of this; an
+A run is *done* when its run file proves itself (rows are written only when
+a run finishes), *resumable* when a checkpoint exists under the cache folder,
+and *new* otherwise. A run being trained is locked (a lock file beside its
+checkpoint, released by the kernel when its holder dies): a second process
+that reaches it waits, then uses its rows. The runner owns all of this; an
 experiment's ``execute`` only trains and evaluates through a
 :class:`RunContext`.
 """
@@ -19,10 +21,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from . import results
 from .errors import BadInput, UserError
+from .lifecycle import RunStopped, stop_requested
 from .registry import Experiment
 from .results import format_seconds  # noqa: F401  (the CLI and executors use it from here)
 from .specs import RunSpec
@@ -92,6 +96,7 @@ class RunContext:
     train_seconds: float = 0.0
     wall_before: float = 0.0
     resumes: int = 0
+    interval: dict | None = None  # set by resume_or_start: the evaluation interval a stop cut (train_loop)
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def timing(self) -> dict[str, float]:
@@ -182,6 +187,8 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
         if results.refresh_export(csv, df, incomplete):
             print(f"note: rebuilt {csv} from its run files (it was missing, damaged or out of step)")
         done = set(df["run_key"].astype(str)) - set(incomplete)
+        if not results.run_dir(csv).is_dir() and csv.exists():
+            print(f"note: {csv} has no run files beside it; its rows cannot be verified and are not used")
         for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
         for spec in exp.grid(profile, n_seeds, speed):
@@ -191,11 +198,50 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
     return out
 
 
+@contextlib.contextmanager
+def run_lock(run: PlannedRun) -> Iterator[None]:
+    """Hold run ``run``'s lock (<cache>/<experiment>/<key>.lock) while it
+    trains, so two processes on one results folder never train it both; the
+    kernel releases it when the holder dies. A process that finds it held
+    says so in one line and waits (a stop request ends the wait)."""
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.checkpoint.with_suffix(".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"{run.spec.label()} is being trained by another process; waiting for it", flush=True)
+        while True:
+            if stop_requested():
+                raise RunStopped(f"{run.spec.label()} not started (it waited for another process)") from None
+            try:
+                lock.acquire(timeout=1.0)
+                break
+            except Timeout:
+                continue
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,
             data_root: Path | None = None, show_progress: bool = True,
-            report: Callable[[int, int | None], None] | None = None) -> float:
-    """Execute one run, append its rows to its CSV, drop its checkpoint. Returns wall seconds.
+            report: Callable[[int, int | None], None] | None = None) -> float | None:
+    """Execute one run under its lock, append its rows to its CSV, drop its
+    checkpoint. Returns wall seconds, or None when another process trained it
+    (its run file proved itself once the lock was free): nothing is trained twice.
     ``report``: see :attr:`RunContext.report`."""
+    if stop_requested():
+        raise RunStopped(f"{run.spec.label()} not started")
+    with run_lock(run):
+        if results.run_is_done(run.csv, run.spec.key):
+            return None
+        return _train_and_record(run, profile, device, results_dir, data_root, show_progress, report)
+
+
+def _train_and_record(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,
+                      data_root: Path | None, show_progress: bool,
+                      report: Callable[[int, int | None], None] | None = None) -> float:
     ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
                      artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
                      data_root=data_root, show_progress=show_progress, label=run.spec.label(), report=report)
@@ -215,11 +261,17 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
     return wall
 
 
+def finished_line(i: int, n: int, run: PlannedRun, wall: float | None) -> str:
+    """The one line per finished run the executors print."""
+    if wall is None:
+        return f"[{i}/{n}] {run.spec.label()} was trained by another process -> {run.csv}"
+    return (f"[{i}/{n}] {run.spec.label()} {'resumed' if run.status == 'resume' else 'finished'} "
+            f"in {format_seconds(wall)} -> {run.csv}")
+
+
 def execute(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path,
             data_root: Path | None = None, show_progress: bool = True, log: Callable[[str], None] = print) -> None:
     """Run every planned run that is not done, one after another, in this process."""
     todo = [r for r in runs if r.status != "done"]
     for i, run in enumerate(todo, 1):
-        wall = run_one(run, profile, device, results_dir, data_root, show_progress)
-        log(f"[{i}/{len(todo)}] {run.spec.label()} {'resumed' if run.status == 'resume' else 'finished'} "
-            f"in {format_seconds(wall)} -> {run.csv}")
+        log(finished_line(i, len(todo), run, run_one(run, profile, device, results_dir, data_root, show_progress)))

@@ -7,7 +7,13 @@ Three variants of the same loop, each asked for by an argument: epochs of a
 data loader (``steps_per_epoch``, ``new_epoch``: the SimCLR trainer), several
 runs trained as one batched model (a list of labels: one loss per run), and no
 checkpoints (no ``state``; with :class:`BareContext`, training outside the
-runner)."""
+runner).
+
+A stop asked for by SIGTERM (what SLURM sends before preemption or at a job's
+time limit; :func:`request_stop` is the handler) ends the loop after the
+current step with a checkpoint of exactly where it stood, the partial
+evaluation interval included, so the resumed run writes the rows an
+uninterrupted one writes; then :class:`~aninfonce.lifecycle.RunStopped` is raised."""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..lifecycle import RunStopped, stop_requested  # noqa: F401  (RunStopped re-exported)
 
 if TYPE_CHECKING:
     from ..runner import RunContext
@@ -67,6 +74,7 @@ def resume_or_start(ctx: "RunContext", modules: dict[str, Any], data_gen: torch.
                         "that run from scratch") from None
     if hasattr(ctx, "restore_timing"):
         ctx.restore_timing(state.get("timing"))
+    ctx.interval = state.get("interval")  # a stop's checkpoint: the evaluation interval it cut (train_loop)
     return rows, step
 
 
@@ -114,13 +122,23 @@ def train_loop(ctx: "RunContext", label: str | list[str], steps: int, eval_every
     ``new_epoch(epoch)`` runs before an epoch's first step, every epoch's last
     step is evaluated too, and checkpoints (which then also hold the epoch)
     are written at epoch ends only: a loader's position inside an epoch is not
-    saved, so a run resumes at an epoch boundary."""
+    saved, so a run resumes at an epoch boundary.
+
+    After :func:`request_stop` (SIGTERM) the loop checkpoints after the
+    current step, with the loss sum and step count of the interval it cut,
+    and raises :class:`RunStopped`; the resumed run's rows are an
+    uninterrupted run's. With epochs, or without ``state``, nothing more is
+    saved: the run resumes from its last checkpoint (an epoch end)."""
     runs = None if isinstance(label, str) else list(label)
     loss_sum = torch.zeros(() if runs is None else len(runs), device=ctx.device)
     eval_steps = set(range(eval_every, steps + 1, eval_every)) | {steps}
     if steps_per_epoch:
         eval_steps |= set(range(steps_per_epoch, steps + 1, steps_per_epoch))
     since = 0
+    cut = getattr(ctx, "interval", None) if start else None
+    if cut and not steps_per_epoch:  # resuming a stop's checkpoint: the interval goes on where it was cut
+        loss_sum += cut["loss_sum"].to(loss_sum.device)
+        since = int(cut["since"])
     with ctx.progress(total=steps, initial=start) as bar:
         t_train = time.perf_counter()
         for i in range(start + 1, steps + 1):
@@ -149,4 +167,13 @@ def train_loop(ctx: "RunContext", label: str | list[str], steps: int, eval_every
                     epoch = {"epoch": i // steps_per_epoch} if steps_per_epoch else {}
                     ctx.save_checkpoint({"step": i, **epoch, "rows": rows, "timing": timing, **state()})
                 t_train = time.perf_counter()
+            if i < steps and stop_requested():
+                ctx.train_seconds += time.perf_counter() - t_train  # its steps are counted at the next evaluation
+                where = "to resume from its last checkpoint"
+                if state is not None and not steps_per_epoch:
+                    timing = ctx.timing() if hasattr(ctx, "timing") else {}
+                    ctx.save_checkpoint({"step": i, "rows": rows, "timing": timing,
+                                         "interval": {"loss_sum": loss_sum.clone(), "since": since}, **state()})
+                    where = "checkpoint written"
+                raise RunStopped(f"{label if runs is None else ', '.join(runs)} at step {i} of {steps}, {where}")
     return rows
