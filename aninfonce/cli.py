@@ -186,7 +186,8 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     out = args.figures_dir / args.profile
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed)
-    path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed)
+    path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed,
+                                results_dir=args.results_dir)
     return verdicts, path
 
 

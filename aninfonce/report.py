@@ -158,10 +158,10 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path, sanity: frozense
 # ---------------------------------------------------------------- report
 def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
                  figures: dict[str, list[Path]], out: Path, profile: str, speed: str = "exact",
-                 sections: Sequence[Section] = SECTIONS) -> Path:
+                 sections: Sequence[Section] = SECTIONS, results_dir: Path | None = None) -> Path:
     """REPORT.md: the title, the headline (what reproduces, what does not, what is undecided), a table of
     contents, then each of ``sections`` in turn, in the paper's notation (``paper_notation``)."""
-    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed)
+    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed, results_dir)
     body = "\n".join(part for part in (section(inputs) for section in sections) if part)
     text = "\n".join([title(inputs), headline(inputs), table_of_contents(body), body])
     out.mkdir(parents=True, exist_ok=True)
