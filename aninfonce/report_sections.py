@@ -56,10 +56,13 @@ NOTATION = ((re.compile(r"Lambda\^"), "Λ̂"), (re.compile(r"Lambda_(\d)"), r"Λ
 
 
 def paper_notation(text: str) -> str:
-    """``text`` with Lambda_2 -> Λ2, Lambda^ -> Λ̂, Lambda -> Λ, R^2 -> R², kappa -> κ."""
-    for pattern, symbol in NOTATION:
-        text = pattern.sub(symbol, text)
-    return text
+    """``text`` with Lambda_2 -> Λ2, Lambda^ -> Λ̂, Lambda -> Λ, R^2 -> R², kappa -> κ, outside `code`
+    spans (claim ids, commands and file names keep their spelling)."""
+    parts = re.split(r"(`[^`\n]*`)", text)
+    for i in range(0, len(parts), 2):  # the even parts lie outside backticks
+        for pattern, symbol in NOTATION:
+            parts[i] = pattern.sub(symbol, parts[i])
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- title, headline, contents

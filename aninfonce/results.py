@@ -168,6 +168,10 @@ def read_runs(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every readable row of one experiment, and run key -> why that run's
     rows cannot be trusted (unreadable, cut, altered, or unverifiable)."""
     path = Path(path)
+    if not run_dir(path).is_dir() and path.exists() and not load(path).empty:  # load: one line for an unreadable file
+        # a long CSV with rows but no run files beside it cannot prove a single row; it is never overwritten
+        raise CorruptResults(f"results file {path} has rows but no run files beside it ({run_dir(path)}/), so none "
+                             f"of them can be verified; move it aside and rerun to regenerate it")
     frames, bad = [], {}
     keys, recs = _keys_in_order(path) if run_dir(path).is_dir() else ([], {})
     for key in keys:

@@ -265,8 +265,10 @@ def finished_line(i: int, n: int, run: PlannedRun, wall: float | None) -> str:
     """The one line per finished run the executors print."""
     if wall is None:
         return f"[{i}/{n}] {run.spec.label()} was trained by another process -> {run.csv}"
+    steps = getattr(run.spec, "steps", None)
+    rate = f", {steps / wall:,.1f} steps/s" if steps and wall > 0 else ""
     return (f"[{i}/{n}] {run.spec.label()} {'resumed' if run.status == 'resume' else 'finished'} "
-            f"in {format_seconds(wall)} -> {run.csv}")
+            f"in {format_seconds(wall)}{rate} -> {run.csv}")
 
 
 def execute(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path,
