@@ -45,8 +45,11 @@ def test_damaged_file_is_reported(tmp_path):
 
 @pytest.mark.slow
 def test_missing_mnist_one_line_nonzero_no_traceback(tmp_path):
-    """Through the real CLI and its default (pool) executor: the worker's error
-    crosses the process boundary and is still printed as one sentence."""
+    """Through the real CLI and its default (pool) executor: MNIST is checked
+    before any training; the entry is skipped with one line saying where the
+    data was looked for and how to get it, and the command ends with one error
+    line and exit 2 (a worker's DatasetMissing crossing the process boundary is
+    test_cli's)."""
     env = {**os.environ, "ANINFONCE_OFFLINE": "1"}
     empty = tmp_path / "nowhere"
     proc = subprocess.run(
@@ -56,10 +59,11 @@ def test_missing_mnist_one_line_nonzero_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("\r") and "it/s" not in l]
-    assert len(lines) == 1, proc.stderr
-    line = lines[0]
-    assert line.startswith("error: MNIST not found in") and str(empty / "MNIST" / "raw") in line
-    assert "--data-root" in line and "ANINFONCE_DATA" in line and "internet" in line
+    assert len(lines) == 1 and lines[0].startswith("error: not trained for missing data: MNIST (fig3)"), proc.stderr
+    said = [l for l in proc.stdout.splitlines() if "MNIST not found" in l]
+    assert len(said) == 1 and said[0].startswith("skipping fig3: MNIST not found in"), proc.stdout
+    assert str(empty / "MNIST" / "raw") in said[0]
+    assert "--data-root" in said[0] and "ANINFONCE_DATA" in said[0] and "internet" in said[0]
 
 
 @pytest.mark.slow
