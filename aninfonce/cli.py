@@ -186,8 +186,9 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     out = args.figures_dir / args.profile
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
     figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed)
-    path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed,
-                                results_dir=args.results_dir)
+    paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
+    path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed, paper=paper,
+                               paper_results=f"{Path(args.results_dir).name}/paper")
     return verdicts, path
 
 

@@ -158,16 +158,26 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path, sanity: frozense
 # ---------------------------------------------------------------- report
 def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
                  figures: dict[str, list[Path]], out: Path, profile: str, speed: str = "exact",
-                 sections: Sequence[Section] = SECTIONS, results_dir: Path | None = None) -> Path:
+                 sections: Sequence[Section] = SECTIONS, paper: list[Verdict] | None = None,
+                 paper_results: str = "results/paper") -> Path:
     """REPORT.md: the title, the headline (what reproduces, what does not, what is undecided), a table of
     contents, then each of ``sections`` in turn, in the paper's notation (``paper_notation``)."""
-    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed, results_dir)
+    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed, paper, paper_results)
     body = "\n".join(part for part in (section(inputs) for section in sections) if part)
     text = "\n".join([title(inputs), headline(inputs), table_of_contents(body), body])
     out.mkdir(parents=True, exist_ok=True)
     path = out / "REPORT.md"
     path.write_text(paper_notation(text))
     return path
+
+
+def paper_verdicts(experiments: list[Experiment], results_dir: Path, speed: str = "exact") -> list[Verdict] | None:
+    """The paper profile's verdicts from ``results_dir``/paper, for the quick
+    report's comparison; None when there are no paper results."""
+    folder = Path(results_dir) / "paper"
+    if not folder.is_dir() or not any(folder.glob("*.csv")):
+        return None
+    return evaluate_claims(experiments, load_all(experiments, Path(results_dir), "paper", speed), "paper", speed)
 
 
 def make_figures(experiments: list[Experiment], frames: dict[str, pd.DataFrame], out: Path, profile: str,

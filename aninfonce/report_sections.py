@@ -26,7 +26,6 @@ from .verdicts import (
     SETTLE_WINDOW,
     SETTLED_FRACTION,
     Verdict,
-    evaluate_claims,
     moving_runs,
     shown_rows,
     summary,
@@ -42,7 +41,8 @@ class ReportInputs:
     figures: dict[str, list[Path]]  # report.make_figures
     profile: str
     speed: str = "exact"
-    results_dir: Path | None = None  # where the other profiles' results are (the paper profile beside quick)
+    paper: list[Verdict] | None = None  # the paper profile's verdicts, shown beside quick's (None: no paper results)
+    paper_results: str = "results/paper"  # where they were read, as the report names it
 
 
 Section = Callable[[ReportInputs], str]
@@ -248,17 +248,11 @@ def every_run(r: ReportInputs) -> str:
 # the report after its title, headline and contents, in order
 def paper_beside_quick(r: ReportInputs) -> str:
     """Quick's verdicts beside the paper profile's, where that profile has decided a claim (crosscheck)."""
-    if r.profile != "quick" or r.results_dir is None:
+    if r.profile != "quick":
         return ""
     from . import crosscheck
-    from .report import load_all  # report imports this module
 
-    folder = Path(r.results_dir) / "paper"
-    shown = Path(r.results_dir).name + "/paper"  # no machine's path in the report
-    if not folder.is_dir() or not any(folder.glob("*.csv")):
-        return crosscheck.section(r.verdicts, None, shown) + "\n"
-    frames = load_all(r.experiments, Path(r.results_dir), "paper", r.speed)
-    return crosscheck.section(r.verdicts, evaluate_claims(r.experiments, frames, "paper", r.speed), shown) + "\n"
+    return crosscheck.section(r.verdicts, r.paper, r.paper_results) + "\n"
 
 
 SECTIONS: list[Section] = [reading_guide, rule_changes, paper_beside_quick, wall_time, entries, every_run]
