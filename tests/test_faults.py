@@ -410,8 +410,9 @@ def test_sigterm_checkpoints_every_run_exits_4_and_the_rerun_gives_an_undisturbe
     points, with the interval it cut), and the command exits 4; the rerun
     resumes both runs to the rows of a run never stopped."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    assert _start(tmp_path, straight, executor="local", steps=3000, stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).wait(timeout=600) == 0
+    # the undisturbed reference trains beside the stopped command (its own folder), not before it
+    reference = _start(tmp_path, straight, executor="local", steps=3000, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     proc = _start(tmp_path, stopped, steps=3000, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpts = stopped / ".cache" / "smoke" / "faulttest"
     deadline = time.time() + 300
@@ -429,6 +430,7 @@ def test_sigterm_checkpoints_every_run_exits_4_and_the_rerun_gives_an_undisturbe
     assert _survivors(proc.pid) == []
     assert _start(tmp_path, stopped, steps=3000, stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL).wait(timeout=600) == 0
+    assert reference.wait(timeout=600) == 0
     pd.testing.assert_frame_equal(_rows_of(straight), _rows_of(stopped))
     assert (pd.read_csv(stopped / "smoke" / "faulttest.csv")["resumes"] == 1).all()
 
@@ -437,6 +439,9 @@ def test_two_identical_commands_started_together_train_each_run_once(tmp_path):
     """Run locks: the second process reaching a run in training says so in one
     line, waits, and uses its rows; every run is trained by one process only."""
     out, alone = tmp_path / "shared", tmp_path / "alone"
+    # the reference trains in a folder of its own, beside the two commands
+    reference = _start(tmp_path, alone, executor="local", steps=600, n=3, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     procs = [_start(tmp_path, out, steps=600, n=3, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     logs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
@@ -447,6 +452,5 @@ def test_two_identical_commands_started_together_train_each_run_once(tmp_path):
     assert len(trained) == len(set(trained)) == 3, text  # each run trained once, by one of the two
     assert waited and set(waited) <= set(used) <= set(trained), text
     assert results.incomplete_runs(out / "smoke" / "faulttest.csv") == {}
-    assert _start(tmp_path, alone, executor="local", steps=600, n=3, stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).wait(timeout=600) == 0
+    assert reference.wait(timeout=600) == 0
     pd.testing.assert_frame_equal(_rows_of(alone), _rows_of(out))
