@@ -272,6 +272,12 @@ def _window_ends(table: pd.DataFrame | pd.Series) -> tuple | None:
 LAMBDA_RANK_FLOOR = 0.01
 
 
+def _rank_change(start: np.ndarray, end: np.ndarray) -> float:
+    """The largest change of a rank from ``start`` to ``end``, each against its
+    final value floored at ``LAMBDA_RANK_FLOOR`` of the largest rank."""
+    return float(np.max(np.abs(end - start) / np.maximum(np.abs(end), LAMBDA_RANK_FLOOR * np.max(np.abs(end)))))
+
+
 def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
     """Run key -> the largest relative change of the run's sorted learned
     Lambda^ (``lambda_hat/i`` or, from the image entries, ``lambda_hat_sorted/i``
@@ -287,9 +293,7 @@ def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
         ends = _window_ends(ranks)
         if ends is None:
             continue
-        start, end = ends[0].to_numpy(), ends[1].to_numpy()
-        scale = np.maximum(np.abs(end), LAMBDA_RANK_FLOOR * np.max(np.abs(end)))
-        change = float(np.max(np.abs(end - start) / scale))
+        change = _rank_change(ends[0].to_numpy(), ends[1].to_numpy())
         if change > rel:
             out[key] = change
     return out
@@ -314,10 +318,9 @@ def lambda_scale_shape(df: pd.DataFrame) -> pd.DataFrame:
         if ends is None or shape_ends is None:
             continue
         start, end = ends[0].to_numpy(), ends[1].to_numpy()
-        rule = float(np.max(np.abs(end - start) / np.maximum(np.abs(end), LAMBDA_RANK_FLOOR * np.max(np.abs(end)))))
+        rule = _rank_change(start, end)
         med0, med1 = float(np.median(start)), float(np.median(end))
-        s0, s1 = shape_ends[0].to_numpy(), shape_ends[1].to_numpy()
-        shape_change = float(np.max(np.abs(s1 - s0) / np.maximum(np.abs(s1), LAMBDA_RANK_FLOOR * np.max(np.abs(s1)))))
+        shape_change = _rank_change(shape_ends[0].to_numpy(), shape_ends[1].to_numpy())
         out.append({"run_key": key, "rule": rule, "scale": abs(med1 - med0) / abs(med1) if med1 else np.nan,
                     "shape": shape_change})
     return pd.DataFrame(out, columns=["run_key", "rule", "scale", "shape"])
