@@ -51,7 +51,7 @@ def cut_off_table(path: Path = CUT_OFF_ROWS) -> str:
     return "\n".join(lines)
 
 
-def section(quick: list[Verdict], paper: list[Verdict] | None, paper_results: Path) -> str:
+def section(quick: list[Verdict], paper: list[Verdict] | None, paper_results: str) -> str:
     """The report section "The paper profile beside quick"."""
     lines = ["## The paper profile beside quick", ""]
     cut = cut_off_table()
