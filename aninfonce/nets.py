@@ -6,10 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .specs import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS  # [code] 25,000 draws; f: d -> 10d -> 50d x 4 -> 10d -> d
 from .speed import mlp_forward
-
-# [code] the authors draw 25,000 random matrices to set the condition-number bar
-CONDITION_DRAWS = 25_000
 
 
 def _unit_column_matrices(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
@@ -50,10 +48,6 @@ class MixingMLP(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
-
-
-# [code] f: d -> 10d -> 50d -> 50d -> 50d -> 50d -> 10d -> d
-PAPER_ENCODER_WIDTHS = (10, 50, 50, 50, 50, 10)
 
 
 class MLPEncoder(nn.Module):

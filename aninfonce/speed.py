@@ -36,19 +36,8 @@ import torch.nn.functional as F
 
 from .errors import BadInput
 
-MATMUL = ("ieee", "reduced")
-COMPILE = ("off", "on", "cudagraphs")
-
-PRESETS: dict[str, dict[str, object]] = {
-    # the default: each profile's own numerics -- the synthetic quick and paper
-    # sweeps use the fused float32 path (fast=True), smoke and the
-    # plain-path reference use fast=False (the golden values pin them)
-    "exact": {},
-    "fast": dict(fast=True),
-    "fast-lowp": dict(fast=True, matmul="reduced"),
-    "fast-compile": dict(fast=True, compile="on"),
-    "fast-cudagraphs": dict(fast=True, compile="cudagraphs"),
-}
+# the presets and the fields they may set are spec data (aninfonce.specs, no torch)
+from .specs import COMPILE, MATMUL, PRESETS, check  # noqa: E402,F401
 
 S = TypeVar("S")
 
@@ -60,16 +49,6 @@ def apply(spec: S, preset: str) -> S:
     fields = getattr(type(spec), "SPEED_FIELDS", ())
     changes = {k: v for k, v in PRESETS[preset].items() if k in fields}
     return dataclasses.replace(spec, **changes) if changes else spec
-
-
-def check(matmul: str, compile: str) -> None:
-    if matmul not in MATMUL:
-        raise BadInput(f"unknown matmul precision {matmul!r}; choose one of {MATMUL}")
-    if compile not in COMPILE:
-        raise BadInput(f"unknown compile mode {compile!r}; choose one of {COMPILE}")
-    if compile != "off" and matmul != "ieee":
-        raise BadInput("compile and matmul='reduced' do not combine (the reduced products are an eager "
-                         "autograd function); pick one")
 
 
 def use_fused_adam(opt: torch.optim.Optimizer) -> None:

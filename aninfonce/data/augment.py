@@ -12,13 +12,15 @@ loader workers, and applied with ``torchvision.transforms.v2.functional``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable
 
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
+
+# the presets are spec data (aninfonce.specs, no torch); applied here
+from ..specs import AUGMENTS, JITTER_OPS, AugmentConfig, augment_config  # noqa: F401
 
 # every view's parameter vector, in this order
 PARAM_NAMES = (
@@ -30,61 +32,6 @@ PARAM_NAMES = (
     "grayscale", "blur", "blur_sigma",
 )
 P = {n: i for i, n in enumerate(PARAM_NAMES)}
-JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-    size: int
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    grayscale_p: float = 0.2
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-
-    def jitter_ops(self) -> tuple[str, ...]:
-        return tuple(op for op in JITTER_OPS if getattr(self, op) > 0)
-
-    def targets(self) -> dict[str, str]:
-        """The recovery targets this config varies: name -> 'continuous' / 'binary'."""
-        out = {"crop_cx": "continuous", "crop_cy": "continuous", "crop_scale": "continuous",
-               "crop_logratio": "continuous"}
-        if self.flip_p > 0:
-            out["flip"] = "binary"
-        out.update({op: "continuous" for op in self.jitter_ops()})
-        if self.grayscale_p > 0:
-            out["grayscale"] = "binary"
-        if self.blur_p > 0:
-            out["blur_sigma"] = "continuous"
-        return out
-
-
-# [recon] SimCLR augmentations (the paper says only "standard SimCLR
-# augmentations, grayscale p = 0.2", via a third party). CIFAR10: SimCLR's own
-# CIFAR-10 colour strength s = 0.5 (Chen et al. 2020: jitter 0.8s, 0.8s, 0.8s,
-# 0.2s = 0.4, 0.4, 0.4, 0.1, applied with p = 0.8), grayscale 0.2, no blur.
-# Not solo-learn's: its CIFAR SimCLR recipe uses 0.8, 0.8, 0.8, 0.2 (with
-# temperature 0.2, LARS, a 2048-256 projector); (0.4, 0.4, 0.2, 0.1), used here
-# earlier, is BYOL's jitter. ImageNet: SimCLR's strength 1 (0.8, 0.8,
-# 0.8, 0.2) and blur with p = 0.5. MNIST stand-in: what makes sense for
-# grayscale digits (crop, flip, brightness, contrast); the crop keeps at least
-# 30 % of the area so that a digit stays a digit.
-AUGMENTS: dict[str, AugmentConfig] = {
-    "cifar10": AugmentConfig(size=32, saturation=0.4),
-    "imagenet": AugmentConfig(size=224, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, blur_p=0.5),
-    "mnist": AugmentConfig(size=28, scale=(0.3, 1.0), saturation=0.0, hue=0.0, grayscale_p=0.0),
-}
-
-
-def augment_config(name: str, size: int | None = None) -> AugmentConfig:
-    cfg = AUGMENTS[name]
-    return dataclasses.replace(cfg, size=size) if size else cfg
 
 
 def draw_params(cfg: AugmentConfig, src_h: int, src_w: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,7 +20,6 @@ with 6 anchors 60 degrees apart on the circle and the 6 octahedron vertices
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -34,19 +33,12 @@ from .. import claims as C
 from ..latents import sample_positive
 from ..plots import no_data, run_caption, save
 from ..registry import Claim, ClaimResult, Experiment, register
-from ..specs import RunSpec
+from ..specs import OverlapSpec
 
 KAPPAS = (5.0, 25.0, 100.0, 400.0)  # [recon] the style (5) and content (25) precisions of Figure 2, then larger
 SMALL, LARGE = KAPPAS[0], KAPPAS[-1]  # the two conditionals the schematic draws
 SAMPLES = {"paper": 20_000, "quick": 20_000, "smoke": 500}  # positives per anchor for the statistic
 DRAW_SAMPLES = 150  # positives per anchor in the drawing
-
-
-@dataclasses.dataclass(frozen=True)
-class OverlapSpec(RunSpec):
-    d: int = 2  # 2 = circle S^1, 3 = sphere S^2
-    kappa: float = 5.0
-    samples: int = 20_000
 
 
 def anchors(d: int) -> torch.Tensor:

@@ -29,8 +29,7 @@ one term it is step for step :func:`aninfonce.synthetic.train_synthetic`
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -38,33 +37,8 @@ from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LearnedLambda, contrastive_loss
 from ..speed import use_fused_adam
 from .loop import resume_or_start, snapshot, train_loop
-from .synthetic import SyntheticSpec, build, evaluate, ground_truth_loss, make_eval_set, positive_pairs
-
-
-@dataclasses.dataclass(frozen=True)
-class EnsembleSpec(SyntheticSpec):
-    """``terms``: one diagonal precision Lambda_k (a length-d tuple) per term.
-    ``terms_used``: a readable name of the terms (e.g. ``"t0+t1"``) for plots.
-    ``batch`` is the number of pairs *per term*."""
-
-    terms: tuple[tuple[float, ...], ...] = ()
-    terms_used: str = ""
-
-    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ()  # the plain loss and fused Adam only
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.terms:
-            raise ValueError("an ensemble needs at least one term")
-        if any(len(t) != self.d for t in self.terms):
-            raise ValueError(f"every term's precision must have d = {self.d} entries")
-        if self.fast or self.matmul != "ieee" or self.compile != "off":
-            raise ValueError("an ensemble trains with the plain loss and fused Adam only "
-                             "(fast=False, matmul='ieee', compile='off')")
-
-    def term_spec(self, k: int) -> "EnsembleSpec":
-        """The spec seen by synthetic.py's helpers for term k: its precision is term k's."""
-        return dataclasses.replace(self, precision=tuple(float(x) for x in self.terms[k]))
+from ..specs import EnsembleSpec
+from .synthetic import build, evaluate, ground_truth_loss, make_eval_set, positive_pairs
 
 
 def ensemble_loss(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], lams: Sequence[torch.Tensor],

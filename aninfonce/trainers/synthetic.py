@@ -6,91 +6,21 @@ hard-negative study: the spec says which Lambda, which loss, which sizes.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from .. import speed
-from ..schedules import AUTHORS_OPTIMISER, SCHEDULES, lr_factor
-from ..latents import content_style_masks, lambda_preset, sample_positive, sample_sphere
+from ..schedules import lr_factor
+from ..latents import content_style_masks, sample_positive, sample_sphere
 from ..losses import LOSSES as LOSS_TABLE
-from ..losses import LAMBDA_PARAMS, LearnedLambda, contrastive_loss
+from ..losses import LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
-from ..nets import CONDITION_DRAWS, PAPER_ENCODER_WIDTHS, MixingMLP, MLPEncoder
-from ..specs import RunSpec
+from ..nets import MixingMLP, MLPEncoder
+from ..specs import AUTHORS_SETTING, SYNTHETIC_LOSSES, SyntheticSpec, deviations_from_authors  # noqa: F401
 from .loop import resume_or_start, snapshot, train_loop
 
-# the losses the synthetic studies run (parametrisations in losses.LOSSES) [recon]
-LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1", "infonce-tau0.1")
-
-
-@dataclasses.dataclass(frozen=True)
-class SyntheticSpec(RunSpec):
-    loss: str = "aninfonce"
-    lambda_kind: str = "bimodal"
-    lam1: float = 5.0
-    lam2: float = 25.0
-    d: int = 10
-    batch: int = 1000
-    steps: int = 100_000
-    lr_f: float = 1e-4
-    lr_metric: float = 1e-3
-    widths: tuple[int, ...] = PAPER_ENCODER_WIDTHS
-    eval_every: int = 5000
-    eval_samples: int = 4096
-    hard_beta: float = 0.0
-    authors_quirk: bool = False
-    mixing_draws: int = CONDITION_DRAWS
-    # the optimisation schedule (the time-compressed settings the calibration entry tries): linear
-    # warm-up over ``warmup_steps``, then "constant" (the authors' [code]) or
-    # "cosine" decay to zero at ``steps``; both learning rates follow it
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    # how Lambda^ is held: "softplus" [code] or "log" (a relative step per update) [recon]
-    lambda_param: str = "softplus"
-    # the precision used for the positive conditional; None = lambda_preset(...)
-    precision: tuple[float, ...] | None = None
-    # [speed] the fused 2N x 2N loss and fused Adam (train_step). The same maths,
-    # but training amplifies float rounding, so rows differ from fast=False
-    # beyond float tolerance (final R^2 by ~0.3 % in a quick fig2 run): off by
-    # default so stored results stay reproducible bit for bit. See benchmarks/.
-    fast: bool = False
-    # [speed] the encoder's matrix products in bf16 (CPU) / TF32 (CUDA): "ieee" | "reduced"
-    matmul: str = "ieee"
-    # [speed] torch.compile of the encoder in training: "off" | "on" | "cudagraphs"
-    compile: str = "off"
-
-    SPEED_FIELDS: ClassVar[tuple[str, ...]] = ("fast", "matmul", "compile")
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        if self.lambda_param not in LAMBDA_PARAMS:
-            raise ValueError(f"unknown lambda_param {self.lambda_param!r}; choose one of {LAMBDA_PARAMS}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {SCHEDULES}")
-        speed.check(self.matmul, self.compile)
-
-    def true_lambda(self) -> torch.Tensor:
-        if self.precision is not None:
-            return torch.tensor(self.precision, dtype=torch.float32)
-        return lambda_preset(self.lambda_kind, self.d, self.lam1, self.lam2)
-
-
-# [code] the authors' model and optimiser; anything else is a deviation the report names
-AUTHORS_SETTING = {"widths": PAPER_ENCODER_WIDTHS, **AUTHORS_OPTIMISER}
-
-
-def deviations_from_authors(spec: SyntheticSpec) -> list[str]:
-    """The fields of ``spec`` that differ from the authors' model and
-    optimiser (step count, evaluation and numerics aside)."""
-    out = []
-    for k, v in AUTHORS_SETTING.items():
-        mine = getattr(spec, k)
-        if (tuple(mine) != tuple(v)) if isinstance(v, tuple) else mine != v:
-            out.append(f"{k} {tuple(mine) if isinstance(v, tuple) else mine} (authors: {v})")
-    return out
+LOSSES = SYNTHETIC_LOSSES  # the losses the synthetic studies run (parametrisations in losses.LOSSES)
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:

@@ -19,60 +19,13 @@ from torch import nn
 
 from ..data import data_root
 from ..data.mnist import load_mnist
-from ..latents import lambda_preset, sample_positive, sample_sphere
+from ..latents import sample_positive, sample_sphere
 from ..losses import LOSSES as LOSS_TABLE
 from ..losses import LearnedLambda, contrastive_loss
 from ..metrics import identifiability_rows
-from ..specs import RunSpec
+from ..specs import Fig3Spec
 from .loop import resume_or_start, snapshot, train_loop
 from .vae import VAEConfig, load_vae, train_vae
-
-
-@dataclasses.dataclass(frozen=True)
-class Fig3Spec(RunSpec):
-    loss: str = "aninfonce"
-    lambda_kind: str = "bimodal"
-    lam1: float = 5.0
-    lam2: float = 25.0
-    d: int = 10  # [caption] the VAE's latent size
-    batch: int = 1000
-    steps: int = 100_000
-    lr_f: float = 1e-4
-    lr_metric: float = 1e-3
-    eval_every: int = 5000
-    eval_samples: int = 4096
-    channels: tuple[int, ...] = (32, 64)  # [recon] CNN encoder
-    hidden: int = 256  # [recon]
-    vae_hidden: int = 400  # [recon]
-    vae_epochs: int = 30  # [recon]
-    vae_train_images: int | None = None  # None = all 60,000
-    vae_test_images: int | None = None  # None = all 10,000
-    knn_k: int = 10  # [recon]
-    knn_train_images: int | None = None  # None = all 60,000
-    knn_test_images: int | None = None  # None = all 10,000
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSS_TABLE:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSS_TABLE)}")
-
-    def true_lambda(self) -> torch.Tensor:
-        return lambda_preset(self.lambda_kind, self.d, self.lam1, self.lam2)
-
-    def content_mask(self) -> np.ndarray:
-        """Positional groups (see module docstring): first half for bimodal, top half of Lambda for linear."""
-        if self.lambda_kind == "bimodal":
-            return np.arange(self.d) < self.d // 2
-        lam = self.true_lambda().numpy()
-        return lam >= np.median(lam)
-
-    def vae_config(self) -> VAEConfig:
-        return VAEConfig(latent=self.d, hidden=self.vae_hidden, epochs=self.vae_epochs, train_images=self.vae_train_images)
-
-    def knn_protocol(self) -> str:
-        n_train = self.knn_train_images or 60_000
-        n_test = self.knn_test_images or 10_000
-        return (f"knn k={self.knn_k} euclidean(=cosine) majority vote on encoder output (10-d unit-norm); "
-                f"reference: first {n_train} real MNIST train images; scored: first {n_test} real MNIST test images")
 
 
 # Per-profile training settings live in aninfonce/experiments/fig3.py (PROFILE_SETTINGS). `paper` documents a
@@ -105,8 +58,12 @@ def _data_root(ctx) -> Path:
     return data_root(None)
 
 
+def vae_config(spec: Fig3Spec) -> VAEConfig:
+    return VAEConfig(latent=spec.d, hidden=spec.vae_hidden, epochs=spec.vae_epochs, train_images=spec.vae_train_images)
+
+
 def vae_name(spec: Fig3Spec) -> str:
-    blob = json.dumps(dataclasses.asdict(spec.vae_config()), sort_keys=True)
+    blob = json.dumps(dataclasses.asdict(vae_config(spec)), sort_keys=True)
     return f"vae_seed{spec.seed}_{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 
@@ -114,7 +71,7 @@ def vae_for(spec: Fig3Spec, ctx) -> tuple[dict[str, Any], bool]:
     """The run's VAE, trained once per profile, seed and VAE config and reused
     (``ctx.cached``). A file lock keeps parallel workers from training it twice.
     Returns the cached object and whether this call trained it."""
-    cfg = spec.vae_config()
+    cfg = vae_config(spec)
     name = vae_name(spec)
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     built: list[bool] = []
