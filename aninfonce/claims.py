@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .frames import final_step, indexed_metric, only, select, with_latent
-from .metrics import HELD_OUT
+from .protocols import HELD_OUT
 
 
 def final_value(df: pd.DataFrame, metric: str, protocol: str | None = HELD_OUT, **where) -> float:

@@ -11,19 +11,21 @@ from pathlib import Path
 import pandas as pd
 
 from . import (
-    experiments,  # noqa: F401  (registers every entry; the registry never imports them)
+    analyses,  # noqa: F401  (registers every analysis; the registry never imports them)
+    manifest,
     report,
     results,
 )
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
-from .executors import EXECUTORS, SlurmResources, default_jobs, run_all
 from .lifecycle import RunStopped
-from .registry import PROFILES, all_experiments, select
-from .estimates import format_plan
-from .runner import format_seconds, plan, resolve_device
-from .slurm import RUNS_PER_GPU
-from .speed import PRESETS
+from .registry import PROFILES, all_analyses, all_studies, select
+from .results import format_seconds
+from .specs import PRESETS
+
+# The producing half (studies, runner, executors: torch) is imported only by the commands that train or
+# plan; --plot-only and --check read results and manifests with the reading half alone.
+EXECUTORS = ("local", "pool", "slurm")  # executors.EXECUTORS (a test holds the two equal)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +125,14 @@ SLURM_OPTIONS = ("slurm_partition", "slurm_gpus_per_run", "slurm_cpus_per_task",
                  "slurm_runs_per_gpu", "wait")
 
 
-def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
+def studies_of(patterns: list[str] | None) -> list:
+    """The studies of the selected entries (imports the producing half)."""
+    from . import studies  # noqa: F401  (registers every study)
+
+    return select(patterns, all_studies())
+
+
+def slurm_resources(args: argparse.Namespace):
     """The SLURM jobs' resources under ``--executor slurm`` (None otherwise); a
     --slurm-* option with another executor is an error, not silently ignored."""
     given = [f"--{o.replace('_', '-')}" for o in SLURM_OPTIONS if getattr(args, o) is not None]
@@ -132,6 +141,8 @@ def slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
             raise BadInput(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --executor slurm "
                            f"(not --executor {args.executor})")
         return None
+    from .executors import SlurmResources
+
     return SlurmResources(partition=args.slurm_partition, gpus_per_run=args.slurm_gpus_per_run,
                           cpus_per_task=args.slurm_cpus_per_task, device=args.device,
                           **({"time_min": args.slurm_time_min} if args.slurm_time_min is not None else {}),
@@ -156,14 +167,16 @@ def measured_quick(exp, results_dir: Path) -> str:
 
 
 def cmd_list(exps, results_dir: Path) -> None:
+    studies = {s.id: s for s in studies_of([e.id for e in exps])}
     w_id = max(len(e.id) for e in exps) + 1
     w_ref = max(len(e.paper_ref) for e in exps) + 1
     print(f"{'id':<{w_id}} {'paper':<{w_ref}} {'source':<7} {'smoke':>8} {'quick':>8} {'paper':>8} "
           f"{'measured quick':>15}  title")
     for e in exps:
-        cost = [format_seconds(e.budget(p)) for p in PROFILES]
+        s = studies[e.id]
+        cost = [format_seconds(s.budget(p)) for p in PROFILES]
         print(f"{e.id:<{w_id}} {e.paper_ref:<{w_ref}} {e.source:<7} {cost[0]:>8} {cost[1]:>8} {cost[2]:>8} "
-              f"{measured_quick(e, results_dir):>15}  {e.title}")
+              f"{measured_quick(s, results_dir):>15}  {e.title}")
     print("\nsmoke / quick / paper = estimated compute for one seed, summed over its runs (quick: single-thread "
           "CPU runs, two at a time on 2 cores, so about half of it in wall time; paper: on one GPU where the entry "
           "says so);\nmeasured quick = summed wall time / number of the runs in results/quick (of the current grid)")
@@ -177,15 +190,23 @@ def speed_scope(exps, args) -> list:
     return [e for e in exps if [s.key for s in e.grid(args.profile, 1, args.speed)] != [s.key for s in e.runs(args.profile, 1)]]
 
 
+def reading_scope(exps, args) -> list:
+    """The analyses to read, each bound to its plan in the results folder
+    (manifest.bind); under a ``--speed`` preset, those it planned (it plans
+    only the experiments whose runs it changes)."""
+    bound = manifest.bind(list(exps), args.results_dir, args.profile)
+    return bound if args.speed == "exact" else [e for e in bound if e.plan is not None]
+
+
 def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     """Every figure and the whole report, whatever subset was run: the report
     is one document per profile (and speed preset) and must not shrink to the
     last glob."""
-    exps = speed_scope(all_experiments().values(), args)
+    exps = reading_scope(all_analyses().values(), args)
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
-    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed)
+    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed, args.results_dir)
     paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed, paper=paper,
                                paper_results=f"{Path(args.results_dir).name}/paper")
@@ -216,11 +237,13 @@ def cmd_adopt(exps, args) -> None:
             continue
         added = results.adopt_runs(src, results.csv_path(args.results_dir, args.profile, exp.id),
                                    keys=exp.grid_keys(args.profile, df, args.speed))
+        # the plan now covers the adopted seeds, so the reading half reads them
+        manifest.write(exp, all_analyses().get(exp.id), args.results_dir, args.profile, args.seeds, args.speed)
         print(f"{exp.id}: adopted {len(added)} finished run(s) from {src}" + (f" ({', '.join(added)})" if added else ""))
 
 
 def cmd_check(exps, args) -> int:
-    exps = speed_scope(exps, args)
+    exps = reading_scope(exps, args)
     damaged: dict[str, str] = {}
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed, damaged)
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
@@ -301,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         slurm = slurm_resources(args)
-        exps = select(args.experiments)
+        exps = select(args.experiments, all_analyses())
         if args.list:
             cmd_list(exps, args.results_dir)
             return 0
@@ -314,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.check:
             return cmd_check(exps, args)
+        # from here on the command trains or plans: the producing half
+        from .estimates import format_plan
+        from .executors import default_jobs, run_all
+        from .runner import plan, resolve_device
+        from .slurm import RUNS_PER_GPU
+
+        exps = studies_of(args.experiments)
         if args.adopt_from is not None:
             cmd_adopt(exps, args)
             return 0

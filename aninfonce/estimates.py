@@ -1,7 +1,7 @@
 """What ``--dry-run`` says a plan costs, and on which device.
 
 - CPU (smoke, quick, or ``--device cpu``): each entry's registry estimate
-  (``Experiment.seconds``), scaled by how its committed runs in
+  (``Study.seconds``), scaled by how its committed runs in
   ``results/<profile>/`` compared with it (median of measured wall over
   estimate; those runs ran two single-thread processes on 2 cores), then
   divided among ``--jobs`` parallel workers for the wall time. Without

@@ -62,13 +62,13 @@ def _planned(job: Job) -> PlannedRun:
     up again in the worker's registry by id."""
     execute = job.execute
     if execute is None:
-        from . import experiments as _entries  # noqa: F401  (registers every entry in this worker)
-        from .registry import all_experiments
+        from . import studies as _entries  # noqa: F401  (registers every study in this worker)
+        from .registry import all_studies
 
-        experiments = all_experiments()
+        experiments = all_studies()
         if job.exp_id not in experiments:
             raise ValueError(f"experiment {job.exp_id!r} is not registered in the worker process; register it in a "
-                             f"module that aninfonce.experiments imports, or use --executor local")
+                             f"module that aninfonce.studies imports, or use --executor local")
         execute = experiments[job.exp_id].execute
     return PlannedRun(_Entry(job.exp_id, execute), job.spec, job.status, job.csv, job.checkpoint)
 
@@ -91,7 +91,7 @@ def _pool_job(job: Job) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
-    """The part of an Experiment that executing one run needs."""
+    """The part of a Study that executing one run needs."""
 
     id: str
     execute: Callable

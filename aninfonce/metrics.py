@@ -7,9 +7,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.linear_model import LinearRegression
 
-# How an R^2 was fitted and scored; every CSV row names one.
-SAME_SAMPLE = "same-sample"  # [code] the authors fit and score on the same 4096 samples
-HELD_OUT = "held-out"  # fit on one fresh sample, score on another
+from .protocols import HELD_OUT, SAME_SAMPLE  # noqa: F401  (how an R^2 was fitted and scored; every CSV row names one)
 
 
 def r2_per_dim(features_fit: np.ndarray, z_fit: np.ndarray, features_score: np.ndarray, z_score: np.ndarray) -> np.ndarray:

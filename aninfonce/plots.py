@@ -181,3 +181,14 @@ def plot_lambda_traces(ax, df: pd.DataFrame, true, legend_loc: str = "best", leg
                              ax=ax, ticks=range(n), pad=0.02, fraction=0.05, aspect=30)
     key.ax.set_yticklabels([f"{j}: {t:.3g}" for j, t in enumerate(true)], fontsize=7)
     key.set_label("latent dim: true Λ (colour)" + ("" if matched else "; dims unmatched, none logged"), fontsize=8)
+
+
+def tile(images: np.ndarray, cols: int) -> np.ndarray:
+    """(N, 28, 28) uint8 -> one (rows*30, cols*30) image with 2-px white gaps."""
+    n = len(images)
+    rows = -(-n // cols)
+    out = np.full((rows * 30, cols * 30), 255, dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * 30 + 1:r * 30 + 29, c * 30 + 1:c * 30 + 29] = 255 - im  # dark digits on white
+    return out

@@ -12,18 +12,16 @@ import pandas as pd
 
 from . import results
 from .plots import run_caption, setup_style
-from .registry import Experiment
+from . import manifest
+from .registry import Analysis
 from .report_sections import (  # noqa: F401  (the section helpers, re-exported)
-    LOST_DIM,
     SECTIONS,
     ReportInputs,
     Section,
     headline,
-    lost_directions,
     paper_notation,
     per_run_table,
     profile_timing,
-    quick_setting_line,
     rule_changes_section,
     table_of_contents,
     title,
@@ -36,14 +34,15 @@ GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 GOLDEN_RTOL, GOLDEN_ATOL = 1e-3, 1e-4
 
 
-def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
+def load_all(experiments: list[Analysis], results_dir: Path, profile: str,
              speed: str = "exact", damaged: dict[str, str] | None = None,
              stale: dict[str, int] | None = None) -> dict[str, pd.DataFrame]:
-    """Each experiment's rows, restricted to runs of its current grid: rows of
-    a run whose spec is no longer in the registry (a changed grid or default)
-    are stale and would silently mix two protocols in one figure; they are
-    left out quietly (``--dry-run`` counts them) and counted in ``stale``
-    (experiment -> runs) when given. A run file that cannot prove itself (cut,
+    """Each experiment's rows, restricted to the runs of its plan (an analysis
+    bound to its manifest; a study: its current grid): rows of a run the plan
+    does not list (a changed grid or default) are stale and would silently mix
+    two protocols in one figure; they are left out quietly (``--dry-run``
+    counts them) and counted in ``stale`` (experiment -> runs) when given, and
+    seeds beyond the manifest are named in a note (``manifest.beyond``). A run file that cannot prove itself (cut,
     garbled or edited since it finished) is left out and recorded in
     ``damaged`` ('experiment run_key' -> why) when given, else said."""
     frames = {}
@@ -56,6 +55,11 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
                   + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")
         if bad:
             df = df[~df["run_key"].astype(str).isin(bad)]
+        beyond = manifest.beyond(getattr(e, "plan", None), df)
+        if beyond:
+            print(f"note: {e.id} has runs of seed(s) {', '.join(map(str, beyond))}, which its manifest does not list; "
+                  f"left out as stale until `python reproduce.py {e.id} --profile {profile} --seeds {beyond[-1] + 1} "
+                  "--dry-run` plans them")
         if not df.empty:
             old = ~df["run_key"].astype(str).isin(e.grid_keys(profile, df, speed))
             if old.any():
@@ -66,18 +70,22 @@ def load_all(experiments: list[Experiment], results_dir: Path, profile: str,
     return frames
 
 
-def stale_runs(experiments: list[Experiment], results_dir: Path, profile: str, speed: str = "exact") -> dict[str, int]:
-    """Experiment -> how many of its stored runs are stale (their spec is no longer in the grid)."""
+def stale_runs(experiments: list[Analysis], results_dir: Path, profile: str, speed: str = "exact") -> dict[str, int]:
+    """Experiment id -> how many of its stored runs are stale (their spec is no longer in the grid)."""
     counts: dict[str, int] = {}
     load_all(experiments, results_dir, profile, speed, damaged={}, stale=counts)
     return counts
 
 
-def missing_runs(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
+def missing_runs(experiments: list[Analysis], frames: dict[str, pd.DataFrame], profile: str,
                  n_seeds: int = 1) -> list[str]:
-    """'experiment run_key' of every run of the first ``n_seeds`` seeds' grids that has no rows."""
+    """'experiment run_key' of every planned run that has no rows (an analysis: every run its manifest
+    lists, or the entry itself when it has none; a study: the first ``n_seeds`` seeds' grid)."""
     out = []
     for e in experiments:
+        if isinstance(e, Analysis) and e.plan is None:
+            out.append(f"{e.id} (never planned: no {e.id}.plan.json)")
+            continue
         have = set(frames.get(e.id, pd.DataFrame({"run_key": []}))["run_key"].astype(str))
         out += [f"{e.id} {s.key}" for s in e.grid(profile, n_seeds) if s.key not in have]
     return out
@@ -156,7 +164,7 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path, sanity: frozense
 
 
 # ---------------------------------------------------------------- report
-def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
+def write_report(experiments: list[Analysis], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
                  figures: dict[str, list[Path]], out: Path, profile: str, speed: str = "exact",
                  sections: Sequence[Section] = SECTIONS, paper: list[Verdict] | None = None,
                  paper_results: str = "results/paper") -> Path:
@@ -171,20 +179,23 @@ def write_report(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
     return path
 
 
-def paper_verdicts(experiments: list[Experiment], results_dir: Path, speed: str = "exact") -> list[Verdict] | None:
+def paper_verdicts(experiments: list[Analysis], results_dir: Path, speed: str = "exact") -> list[Verdict] | None:
     """The paper profile's verdicts from ``results_dir``/paper, for the quick
     report's comparison; None when there are no paper results."""
     folder = Path(results_dir) / "paper"
     if not folder.is_dir() or not any(folder.glob("*.csv")):
         return None
+    experiments = manifest.bind(experiments, results_dir, "paper")
     return evaluate_claims(experiments, load_all(experiments, Path(results_dir), "paper", speed), "paper", speed)
 
 
-def make_figures(experiments: list[Experiment], frames: dict[str, pd.DataFrame], out: Path, profile: str,
-                 verdicts: list[Verdict] = (), speed: str = "exact") -> dict[str, list[Path]]:
+def make_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], out: Path, profile: str,
+                 verdicts: list[Verdict] = (), speed: str = "exact",
+                 results_dir: Path | None = None) -> dict[str, list[Path]]:
     """Each experiment's figures, plus (key ``<id>:verdicts``) its
     verdict-against-step figure where it has claims with data. The figures
-    draw the seeds the claims read (``shown_rows``)."""
+    draw the seeds the claims read (``shown_rows``), and the files its runs
+    wrote beside their rows (each entry's run folder in ``results_dir``)."""
     setup_style()
     figures = {}
     shown = {}
@@ -192,7 +203,8 @@ def make_figures(experiments: list[Experiment], frames: dict[str, pd.DataFrame],
         df, note = shown[exp.id] = shown_rows(exp, frames[exp.id], profile, speed)
         if note:
             print(f"note: {exp.id} figures: {note}")
-        figures[exp.id] = exp.plot(df, out, profile)
+        runs = results.run_dir(results.csv_path(results_dir, profile, exp.id)) if results_dir is not None else None
+        figures[exp.id] = exp.plot(df, out, profile, runs)
     for exp in experiments:
         mine = [v for v in verdicts if v.experiment == exp.id and v.history]
         if mine:

@@ -17,10 +17,10 @@ from typing import Callable
 import pandas as pd
 
 from . import results
-from .frames import final_step, indexed_metric
-from .registry import Experiment
+from .registry import Analysis
 from .results import format_seconds
 from .rule_changes import RULE_CHANGES
+from .specs import PRESETS
 from .verdicts import (
     LAMBDA_RANK_FLOOR,
     SETTLE_WINDOW,
@@ -35,7 +35,7 @@ from .verdicts import (
 
 @dataclasses.dataclass(frozen=True)
 class ReportInputs:
-    experiments: list[Experiment]
+    experiments: list[Analysis]  # each bound to its plan (manifest.bind)
     frames: dict[str, pd.DataFrame]  # experiment id -> its rows (report.load_all)
     verdicts: list[Verdict]
     figures: dict[str, list[Path]]  # report.make_figures
@@ -145,15 +145,13 @@ def reading_guide(r: ReportInputs) -> str:
              "Source labels: [code] = the authors' public code and logs, [caption] = the paper's captions, "
              "[recon] = reconstructed here.", ""]
     if r.speed != "exact":
-        from .speed import PRESETS  # torch, only for a speed preset's report
-
         settings = ", ".join(f"{k}={v}" for k, v in PRESETS[r.speed].items())
         parts += [f"> Speed preset `{r.speed}` ({settings}) on the synthetic runs: other numerics than the default "
                   "(see aninfonce/speed.py), so these rows are kept apart from the default results.", ""]
     if r.profile == "smoke":
         parts += ["> Smoke profile: a few steps to exercise the plumbing. The numbers mean nothing scientifically; "
                   "they are pinned by golden values for CI.", ""]
-    parts += [quick_setting_line(r.verdicts)] if r.profile == "quick" else []
+    parts += [line for e in r.experiments if e.guide is not None and (line := e.guide(r.verdicts, r.profile))]
     # the settle rules, one phrase per (metric, threshold) and per Lambda^ threshold, naming the entries
     rules = [f"its {'evaluation loss' if m == 'loss_eval' else m} by at most {t:g}"
              for m, t in dict.fromkeys((e.settle_metric, e.settle_tol) for e in r.experiments if e.settle_metric)]
@@ -190,7 +188,7 @@ def entries(r: ReportInputs) -> str:
     return "\n".join(entry(r, exp) for exp in r.experiments)
 
 
-def entry(r: ReportInputs, exp: Experiment) -> str:
+def entry(r: ReportInputs, exp: Analysis) -> str:
     df, left_out = shown_rows(exp, r.frames[exp.id], r.profile, r.speed)
     parts = [f"## {exp.paper_ref}: {exp.title} (`{exp.id}`, source [{exp.source}])", ""]
     if exp.notes:
@@ -199,11 +197,10 @@ def entry(r: ReportInputs, exp: Experiment) -> str:
         parts += [f"> Figures and tables of this entry: {left_out}.", ""]
     if exp.recipe is not None:
         parts += ["### Recipe and sources", "", exp.recipe(r.profile), ""]
-    deviations = "" if exp.id == "calibration" else _deviations(exp, r.profile)
+    deviations = "; ".join(exp.plan.deviations) if exp.plan and exp.deviations_note and r.profile != "smoke" else ""
     if deviations:
-        parts += [f"> **Not the authors' model or optimiser** in profile `{r.profile}`: {deviations}. The verdicts "
-                  "below are about this setting; see `authors-logs` for the authors' own setting and "
-                  "`calibration` for the search for a compressed schedule that stands for it.", ""]
+        parts += [f"> **Not the authors' model or optimiser** in profile `{r.profile}`: {deviations}. "
+                  f"{exp.deviations_note}", ""]
     for p in r.figures.get(exp.id, []):
         if p.suffix == ".png":
             parts += [f"![{exp.id}]({p.name})", ""]
@@ -215,7 +212,7 @@ def entry(r: ReportInputs, exp: Experiment) -> str:
         if mine:
             parts += ["### Claims", "", verdict_table(mine), ""]
         return "\n".join(parts)
-    lost = lost_directions(df)
+    lost = exp.lost(df) if exp.lost is not None else ""
     if lost:
         parts += ["### Lost directions", "", lost, ""]
         moving = moving_runs(df, exp.settle_metric, exp.settle_tol) if exp.settle_metric else {}
@@ -300,48 +297,6 @@ def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
-LOST_DIM = 0.9  # a latent dim "lost" by a run that should keep it (the calibration's admission criterion)
-
-
-def lost_directions(df: pd.DataFrame) -> str:
-    """Per AnInfoNCE run at its last step: whether some latent dim has a
-    held-out R^2 below LOST_DIM (the lost-direction plateau), with
-    the per-dim R^2 of each run that has one. "" for entries without per-dim
-    rows. InfoNCE runs are left out: losing style is what the paper says they do."""
-    if df.empty or not df["metric"].astype(str).str.startswith("r2/").any():
-        return ""
-    sel = df[df["loss"] == "aninfonce"] if "loss" in df else df
-    last = final_step(sel)
-    dims = indexed_metric(last[last["protocol"] == "held-out"], "r2")
-    if dims.empty:
-        return ""
-    table = dims.pivot_table(index="run_key", columns="dim", values="value").round(2)  # judged as printed
-    lost = table[(table < LOST_DIM).any(axis=1)]
-    head = (f"Lost directions (per-dim held-out R² < {LOST_DIM} at the last step) in AnInfoNCE runs: "
-            f"**{len(lost)} of {len(table)}**.")
-    if lost.empty:
-        return head
-    varying = [c for c in ("lam2", "lambda_kind", "hard_beta", "d", "kappa", "batch", "terms_used", "seed")
-               if c in sel and sel[c].astype(str).nunique() > 1]
-    spec = sel.drop_duplicates("run_key").set_index("run_key")
-    if varying:  # rows in the order of the grid's variables, seeds last (not in run-key order)
-        def grid_order(key):  # numbers by value, anything else (e.g. an ensemble's term list) as text
-            vals = [spec.at[key, c] for c in varying]
-            nums = [pd.to_numeric(v, errors="coerce") for v in vals]
-            return tuple((0, n, "") if pd.notna(n) else (1, 0.0, str(v)) for n, v in zip(nums, vals))
-        lost = lost.loc[sorted(lost.index, key=grid_order)]
-    lines = [head, "", "| run | " + " | ".join(f"R² dim {d}" for d in table.columns) + " |",
-             "|---|" + "---|" * len(table.columns)]
-    # an isotropic Lambda = lam2 * I (fig4) is a concentration kappa: named as the entry's text names it
-    isotropic = "lambda_kind" in spec and (spec["lambda_kind"].astype(str) == "isotropic").all()
-    label = {"lam2": "κ"} if isotropic else {}
-    for key, row in lost.iterrows():
-        name = ", ".join(f"{label.get(c, c)}={spec.at[key, c]}" for c in varying) or key
-        cells = ("–" if pd.isna(v) else f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row)  # –: no such dim
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def rule_changes_section() -> str:
     """The log of rules changed after the data they judge (aninfonce.rule_changes)."""
     lines = ["## Rule changes after data", "",
@@ -357,41 +312,3 @@ def rule_changes_section() -> str:
             lines += [f"| `{claim}` | {old} | {new} |" for claim, old, new in c.verdicts]
         lines.append("")
     return "\n".join(lines).rstrip()
-
-
-def quick_setting_line(verdicts: list[Verdict]) -> str:
-    """What the quick synthetic runs are, from the calibration entry's verdicts
-    (``calibration.admission``: admitted, or admitted without MCC)."""
-    from .experiments.calibration import admission
-
-    statuses = {v.claim: v.status for v in verdicts if v.experiment == "calibration"}
-    outcome = admission(statuses) if statuses else {}
-    full = [c for c, a in outcome.items() if a == "admitted"]
-    partial = [c for c, a in outcome.items() if a == "admitted without MCC"]
-    if full:
-        return (f"**Quick setting:** the calibrated schedule `{full[0]}` (admitted by `calibration`); "
-                "the synthetic entries that use it say so below.\n")
-    if partial:
-        return (f"**Quick setting:** the calibrated schedule `{partial[0]}` is admitted without MCC by `calibration` "
-                "(for the claims that read no MCC); the synthetic entries that use it say so below, the others run "
-                "the authors' own model and optimiser for 10k of their ~100k steps.\n")
-    return ("**Quick setting:** no time-compressed schedule was admitted by `calibration` "
-            f"({len(outcome)} candidates, see that entry), so every synthetic quick run uses the "
-            "authors' own model and optimiser, shortened to 10k of their ~100k steps: its verdicts say where "
-            "training stands at 10k steps (NOT SETTLED while the loss still moves), not where it converges.\n")
-
-
-def _deviations(exp: Experiment, profile: str) -> str:
-    """The model / optimiser fields in which an entry's runs of ``profile``
-    differ from the authors' (synthetic entries only; "" when none do)."""
-    from .trainers.synthetic import SyntheticSpec, deviations_from_authors
-
-    if profile == "smoke":
-        return ""
-    found: list[str] = []
-    for spec in exp.runs(profile, 1):
-        if isinstance(spec, SyntheticSpec):
-            found += [d for d in deviations_from_authors(spec) if d not in found and d.split()[0] not in exp.swept]
-    return "; ".join(found)
-
-

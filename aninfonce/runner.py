@@ -24,10 +24,11 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from . import results
+from . import analyses  # noqa: F401  (registers the analyses: their policies go into the manifests)
+from . import manifest, results
 from .errors import BadInput, UserError
 from .lifecycle import RunStopped, stop_requested
-from .registry import Experiment
+from .registry import Study, all_analyses
 from .results import format_seconds  # noqa: F401  (the CLI and executors use it from here)
 from .specs import RunSpec
 
@@ -83,6 +84,9 @@ class RunContext:
     checkpoint_path: Path
     artifact_dir: Path
     data_root: Path | None = None
+    # the run's folder in the results (beside its rows): files a figure draws from (Figure 3's generator
+    # grids, Figure 5's drawn points), written before the rows; None = the run writes none
+    result_dir: Path | None = None
     show_progress: bool = True
     label: str = ""
     # (steps done, total) at each progress update, for a parent process that shows its workers' progress
@@ -171,15 +175,17 @@ def _to_device(state: Any, device: torch.device) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
-    experiment: Experiment
+    experiment: Study
     spec: RunSpec
     status: str  # done / resume / new
     csv: Path
     checkpoint: Path
 
 
-def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir: Path,
+def plan(experiments: list[Study], profile: str, n_seeds: int, results_dir: Path,
          speed: str = "exact") -> list[PlannedRun]:
+    """Every run of each study's grid with its status (done / resume / new); each study's manifest
+    (``<experiment>.plan.json``) is written on the way, so the reading half knows the plan."""
     out = []
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
@@ -191,6 +197,7 @@ def plan(experiments: list[Experiment], profile: str, n_seeds: int, results_dir:
             print(f"note: {csv} has no run files beside it; its rows cannot be verified and are not used")
         for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
+        manifest.write(exp, all_analyses().get(exp.id), results_dir, profile, n_seeds, speed, stored=df)
         for spec in exp.grid(profile, n_seeds, speed):
             ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"
             status = "done" if spec.key in done else "resume" if ckpt.exists() else "new"
@@ -244,7 +251,7 @@ def _train_and_record(run: PlannedRun, profile: str, device: torch.device, resul
                       report: Callable[[int, int | None], None] | None = None) -> float:
     ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
                      artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
-                     data_root=data_root, show_progress=show_progress, label=run.spec.label(), report=report)
+                     data_root=data_root, result_dir=results.run_dir(run.csv), show_progress=show_progress, label=run.spec.label(), report=report)
     metric_rows = run.experiment.execute(run.spec, ctx)
     wall = ctx.wall_before + time.perf_counter() - ctx.started  # the whole run, over all its parts
     steps = getattr(run.spec, "steps", None)

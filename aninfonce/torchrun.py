@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from . import (
-    experiments,  # noqa: F401  (registers every entry)
+    studies,  # noqa: F401  (registers every study)
     runner,
 )
 from .data import DATA_ENV

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .registry import Claim, Experiment
+from .registry import Analysis, Claim
 
 SETTLED_FRACTION = 0.8  # a verdict must hold over the last fifth of training
 STATUSES = ("PASS", "FAIL", "NOT SETTLED", "NO DATA")
@@ -187,7 +187,7 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: st
                    last_step=last, history=tuple(history))
 
 
-def complete_seeds(exp: Experiment, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[list[int], str]:
+def complete_seeds(exp: Analysis, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[list[int], str]:
     """(seeds whose every grid run is in ``df``, a note naming the seeds left
     out with how many of their runs are there)."""
     if df.empty:
@@ -203,7 +203,7 @@ def complete_seeds(exp: Experiment, df: pd.DataFrame, profile: str, speed: str =
     return complete, note
 
 
-def shown_rows(exp: Experiment, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[pd.DataFrame, str]:
+def shown_rows(exp: Analysis, df: pd.DataFrame, profile: str, speed: str = "exact") -> tuple[pd.DataFrame, str]:
     """The rows the figures and the report's tables draw, with a note naming
     what they leave out: the seeds the claims are judged on (whole grids),
     so that no figure shows a seed its verdicts do not read. While no seed is
@@ -326,7 +326,7 @@ def lambda_scale_shape(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["run_key", "rule", "scale", "shape"])
 
 
-def _settle_breaches(exp: Experiment, df: pd.DataFrame) -> list[tuple[dict[str, float], str]]:
+def _settle_breaches(exp: Analysis, df: pd.DataFrame) -> list[tuple[dict[str, float], str]]:
     """For each settle rule the entry names and some run breaks: (run key ->
     how far it moved, why in words)."""
     if df.empty:
@@ -346,13 +346,13 @@ def _settle_breaches(exp: Experiment, df: pd.DataFrame) -> list[tuple[dict[str, 
     return out
 
 
-def unsettled_runs(exp: Experiment, df: pd.DataFrame) -> frozenset[str]:
+def unsettled_runs(exp: Analysis, df: pd.DataFrame) -> frozenset[str]:
     """Keys of the runs whose training has not settled by the entry's rules
     (``settle_metric`` / ``settle_lambda_rel``); empty when it names none."""
     return frozenset(key for moving, _ in _settle_breaches(exp, df) for key in moving)
 
 
-def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
+def evaluate_claims(experiments: list[Analysis], frames: dict[str, pd.DataFrame], profile: str,
                     speed: str = "exact") -> list[Verdict]:
     out = []
     for exp in experiments:
@@ -451,7 +451,7 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str, title: str = ""
         ax.axvline(next((j for j, s in enumerate(steps) if s > SETTLED_FRACTION * steps[-1]), len(steps)) - 0.5,
                    color="k", lw=0.8, ls=":")
         ax.set_xlabel("logged step (dotted: start of the last fifth; dot: the claim's rule passes)")
-    else:  # an entry judged once, after training (Experiment.judged_steps = "final")
+    else:  # an entry judged once, after training (Analysis.judged_steps = "final")
         ax.set_xlabel("the one evaluation, after training (dot: the claim's rule passes)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")

@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aninfonce import experiments  # noqa: E402,F401  (registers the entries)
+from aninfonce import studies  # noqa: E402,F401  (registers the studies)
 from aninfonce.errors import UserError  # noqa: E402
 from aninfonce.registry import select  # noqa: E402
 from aninfonce.runner import load_checked, plan  # noqa: E402

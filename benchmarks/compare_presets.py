@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aninfonce import experiments, report  # noqa: E402,F401  (experiments: registers every entry)
+from aninfonce import report, studies  # noqa: E402,F401  (studies: registers every study)
 from aninfonce.frames import final_step  # noqa: E402
 from aninfonce.metrics import HELD_OUT  # noqa: E402
 from aninfonce.registry import select  # noqa: E402

@@ -9,7 +9,7 @@ recorded views, or with ``augment_on="device"`` two recorded crops, per
 image) on random images of the dataset's stored size; an epoch takes about
 max(a, b), and ``kept_up`` = min(1, b / a) is the fraction of the step's
 appetite the loader feeds. Prints a table and writes JSON, from which
-``Experiment.seconds_per_run['paper']`` in aninfonce/experiments/tables.py
+``Study.seconds_per_run['paper']`` in aninfonce/studies/tables.py
 can be updated.
 
     python benchmarks/gpu_epoch_throughput.py                      # both entries, paper settings, GPU
@@ -38,7 +38,8 @@ from aninfonce.data import images as D  # noqa: E402
 from aninfonce.data.augment import draw_params  # noqa: E402
 from aninfonce.data.device_augment import photometric  # noqa: E402
 from aninfonce.data import views as V  # noqa: E402
-from aninfonce.experiments.tables import PROFILE_SETTINGS, SECONDS_PER_RUN  # noqa: E402
+from aninfonce.analyses.tables import PROFILE_SETTINGS  # noqa: E402
+from aninfonce.studies.tables import SECONDS_PER_RUN  # noqa: E402
 from aninfonce.trainers.simclr import ImageSSLSpec  # noqa: E402
 from aninfonce.trainers.simclr.distributed import image_ssl_loss  # noqa: E402
 from aninfonce.trainers.simclr.model import build_model  # noqa: E402

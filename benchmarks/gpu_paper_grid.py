@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aninfonce import experiments  # noqa: E402,F401  (registers the entries)
+from aninfonce import studies  # noqa: E402,F401  (registers the studies)
 from aninfonce.executors import run_pool  # noqa: E402
-from aninfonce.registry import all_experiments  # noqa: E402
+from aninfonce.registry import all_studies  # noqa: E402
 from aninfonce.runner import plan, resolve_device  # noqa: E402
 
 SEEDS = 3
@@ -52,7 +52,7 @@ def main() -> int:
     p.add_argument("--max-runs", type=int, default=12, help="runs this lease trains side by side")
     p.add_argument("--dry-run", action="store_true", help="print the batch this lease would train")
     args = p.parse_args()
-    exps = [all_experiments()[e] for e in ("fig2", "fig2-linear", "hardneg")]
+    exps = [all_studies()[e] for e in ("fig2", "fig2-linear", "hardneg")]
     todo = sorted((r for r in plan(exps, "paper", SEEDS, args.results_dir) if r.status != "done"), key=priority)
     batch = todo[: args.max_runs]
     print(f"{len(todo)} paper runs left; this lease: {len(batch)}")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aninfonce import experiments, report, verdicts  # noqa: F401  (experiments: registers every entry)
-from aninfonce.registry import all_experiments
+from aninfonce import analyses, manifest, report, verdicts  # noqa: F401  (analyses: registers every analysis)
+from aninfonce.registry import all_analyses
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 PROFILE = "quick"
@@ -28,7 +28,7 @@ PROFILE = "quick"
 def committed():
     if not (RESULTS / PROFILE).is_dir():
         pytest.skip(f"no committed {PROFILE} results in {RESULTS}")
-    exps = list(all_experiments().values())
+    exps = manifest.bind(list(all_analyses().values()), RESULTS, PROFILE)
     return exps, report.load_all(exps, RESULTS, PROFILE)
 
 

@@ -65,13 +65,13 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, dataclasses
     import torch
     torch.set_num_threads(1)
-    from aninfonce.registry import Experiment, register
+    from aninfonce.registry import Analysis, Study, register
     from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
     from aninfonce.cli import main
     spec = SyntheticSpec(experiment="killtest", batch=64, steps=1500, eval_every=100, widths=(2, 2),
                          eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2)
-    register(Experiment(id="killtest", title="t", paper_ref="test", source="recon", runs=lambda p, n: [spec],
-                        execute=train_synthetic, plot=lambda df, out, p: []))
+    register(Study(id="killtest", runs=lambda p, n: [spec], execute=train_synthetic))
+    register(Analysis(id="killtest", title="t", paper_ref="test", source="recon", plot=lambda df, out, p, runs: []))
     sys.exit(main(["killtest", "--profile", "smoke", "--executor", "local", "--results-dir", sys.argv[1],
                    "--figures-dir", sys.argv[1] + "/fig"]))
 """)
@@ -204,13 +204,14 @@ def test_list_and_glob(capsys):
 
 def test_estimate_weights_runs_by_their_cost(capsys):
     """An ensemble run costs its number of terms: the plan's estimate for the 4-term run is 4 single terms."""
-    from aninfonce.registry import all_experiments
+    from aninfonce import studies  # noqa: F401  (registers the studies)
+    from aninfonce.registry import all_studies
 
-    exp = all_experiments()["ensemble"]
+    exp = all_studies()["ensemble"]
     cost = {spec.terms_used: exp.seconds(spec, "quick") for spec in exp.runs("quick", 1)}
     assert cost["t0+t1+t2+t3"] == 4 * cost["t0"] and cost["t0+t1"] == 2 * cost["t3"]
     assert exp.budget("quick") == sum(cost.values()) == 10 * cost["t0"]
-    assert all_experiments()["fig4"].budget("quick") == 12 * all_experiments()["fig4"].seconds_per_run["quick"]
+    assert all_studies()["fig4"].budget("quick") == 12 * all_studies()["fig4"].seconds_per_run["quick"]
 
 
 @pytest.mark.slow
@@ -311,13 +312,13 @@ def test_a_bug_keeps_its_traceback_while_user_errors_are_one_line(tmp_path, dirs
     line and exit 2; a ValueError from a bug propagates with its traceback."""
     import dataclasses
 
-    from aninfonce import registry
+    from aninfonce import registry, studies  # noqa: F401  (studies: registers them)
 
     def broken(spec, ctx):
         raise ValueError("a bug in a trainer")
 
-    exp = registry.all_experiments()["fig5"]
-    monkeypatch.setitem(registry._REGISTRY, "fig5", dataclasses.replace(exp, execute=broken))
+    exp = registry.all_studies()["fig5"]
+    monkeypatch.setitem(registry._STUDIES, "fig5", dataclasses.replace(exp, execute=broken))
     with pytest.raises(ValueError, match="a bug in a trainer"):
         main(["fig5", "--profile", "smoke", "--executor", "local", *dirs])
     assert main(["fig5", "--profile", "smoke", "--device", "tpu", *dirs]) == 2

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import assert_real_figure
 
-import aninfonce.experiments  # noqa: F401  (registers every entry)
+import aninfonce.analyses  # noqa: F401  (registers every analysis)
 from aninfonce import speed
 from aninfonce.cli import main
-from aninfonce.registry import all_experiments
+from aninfonce.registry import all_analyses
 
 pytestmark = pytest.mark.slow  # end to end through the CLI
 
@@ -23,7 +23,7 @@ def test_plot_only_from_committed_quick_results(tmp_path):
                  "--figures-dir", str(tmp_path / "figures")]) == 0
     out = tmp_path / "figures" / "quick"
     report = (out / "REPORT.md").read_text()
-    for exp in all_experiments().values():
+    for exp in all_analyses().values():
         assert f"`{exp.id}`" in report
     figure = {"fig2": "fig2", "fig2-linear": "fig2_linear", "fig3": "fig3", "fig4": "fig4", "fig5": "fig5",
               "hardneg": "hardneg", "ensemble": "ensemble", "authors-logs": "authors_logs", "calibration": "calibration"}
@@ -36,7 +36,7 @@ def test_plot_only_from_committed_quick_results(tmp_path):
             section = report.split(f"(`{exp_id}`, source")[1].split("\n## ")[0]
             assert "_No results for this profile yet._" in section
     # every claim of the profile is reported with one of the four statuses, seeds and step
-    for exp in all_experiments().values():
+    for exp in all_analyses().values():
         for claim in exp.claims:
             if "quick" in claim.profiles:
                 # its row in a claims table (the rule-change log names claims too, in rows of its own)

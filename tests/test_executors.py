@@ -19,7 +19,7 @@ import torch
 
 from aninfonce import results
 from aninfonce.executors import run_pool, run_slurm
-from aninfonce.registry import Experiment
+from aninfonce.registry import Study
 from aninfonce.runner import execute, plan
 from aninfonce.specs import RunSpec
 from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(batch=32, steps=30, eval_every=15, widths=(2, 2), eval_samples=256, mixing_draws=200)
 
 
-def _experiment(exp_id: str, specs: list[RunSpec], fn) -> Experiment:
-    return Experiment(id=exp_id, title="t", paper_ref="test", source="recon", runs=lambda profile, n: specs,
-                      execute=fn, plot=lambda df, out, profile: [])
+def _experiment(exp_id: str, specs: list[RunSpec], fn) -> Study:
+    return Study(id=exp_id, runs=lambda profile, n: specs, execute=fn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +155,7 @@ def test_slurm_resources_per_run_and_their_sbatch_lines(tmp_path):
     import submitit
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
-    from aninfonce import experiments  # noqa: F401  (registers the entries)
+    from aninfonce import studies  # noqa: F401  (registers the studies)
     from aninfonce.executors import SlurmResources
     from aninfonce.registry import select
 

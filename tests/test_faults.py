@@ -20,9 +20,9 @@ import pytest
 import torch
 from test_cli import KILL_SCRIPT, ROOT
 
-from aninfonce import report, results
+from aninfonce import manifest, report, results
 from aninfonce.cli import main
-from aninfonce.registry import all_experiments
+from aninfonce.registry import all_analyses
 
 pytestmark = pytest.mark.slow  # end to end through the CLI
 
@@ -115,7 +115,7 @@ def test_an_edited_value_in_the_long_csv_never_reaches_a_figure_nor_survives_a_r
     edited = df.loc[df.index[7], "value"]
     df.to_csv(csv, index=False)
     assert pd.read_csv(csv)["value"].isin([edited]).any()
-    frames = report.load_all([all_experiments()["fig2"]], csv.parent.parent, "smoke")
+    frames = report.load_all(manifest.bind([all_analyses()["fig2"]], csv.parent.parent, "smoke"), csv.parent.parent, "smoke")
     assert not frames["fig2"]["value"].isin([edited]).any() and len(frames["fig2"]) == len(before)
     plan = _rerun(dirs, capsys)
     assert f"note: rebuilt {csv}" in plan and re.search(r"^fig2\s+8\s+0\s+0\s", plan, re.M)
@@ -305,15 +305,15 @@ if __name__ == "__main__":
         import torch
         torch.set_num_threads(1)
         from aninfonce.cli import main
-        from aninfonce.registry import Experiment, register
+        from aninfonce.registry import Analysis, Study, register
         from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
     except KeyboardInterrupt:
         sys.exit(130)
     out, executor, steps, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     specs = [SyntheticSpec(experiment="faulttest", seed=s, batch=64, steps=steps, eval_every=100, widths=(2, 2),
                            eval_samples=256, mixing_draws=200, lr_f=1e-3, lr_metric=1e-2) for s in range(n)]
-    register(Experiment(id="faulttest", title="t", paper_ref="test", source="recon", runs=lambda p, k: specs,
-                        execute=train_synthetic, plot=lambda df, out, p: []))
+    register(Study(id="faulttest", runs=lambda p, k: specs, execute=train_synthetic))
+    register(Analysis(id="faulttest", title="t", paper_ref="test", source="recon", plot=lambda df, out, p, runs: []))
     sys.exit(main(["faulttest", "--profile", "smoke", "--executor", executor, "--jobs", "2", "--results-dir", out,
                    "--figures-dir", out + "/fig"]))
 """

@@ -14,7 +14,7 @@ from conftest import assert_real_figure
 
 from aninfonce.cli import main
 from aninfonce.data.mnist import FILES, DatasetMissing, ensure_mnist, load_mnist
-from aninfonce.experiments.fig3 import PROFILE_SETTINGS
+from aninfonce.studies.fig3 import PROFILE_SETTINGS
 from aninfonce.runner import RunContext
 from aninfonce.trainers.vae_images import Fig3Spec, vae_for
 
@@ -138,11 +138,12 @@ def test_each_claim_reads_the_runs_it_compares():
     settling. On the committed quick results each check gives the same verdict and numbers on its runs
     alone as on the whole grid, and every claim reads fewer runs than the grid has (panels C / D: their
     linear run). Figure 2's claims likewise."""
-    import aninfonce.experiments  # noqa: F401  (registers the entries)
-    from aninfonce.registry import all_experiments
+    import aninfonce.analyses  # noqa: F401  (registers the analyses)
+    from aninfonce import manifest
+    from aninfonce.registry import all_analyses
 
     for eid in ("fig2", "fig3"):
-        exp = all_experiments()[eid]
+        (exp,) = manifest.bind([all_analyses()[eid]], ROOT / "results", "quick")
         df = pd.read_csv(ROOT / "results" / "quick" / f"{eid}.csv", dtype={"run_key": str}, low_memory=False)
         df = df[df["run_key"].isin(exp.grid_keys("quick", df))]
         n_runs = df["run_key"].nunique()

@@ -1,15 +1,33 @@
-"""The package's import graph (deferred imports included) has no circle: layers
-reach only down, and the registry never imports its entries."""
+"""The import rules of the package's picture: no circle (deferred imports
+included), the registry never imports its entries, and the reading half
+(analyses, verdicts, claims, report, plots, results reading, manifests)
+reaches no torch, no trainer, no runner, no executor and no speed module, so
+``--plot-only`` and ``--check`` run where only pandas, matplotlib, seaborn and
+scipy are installed."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
 
 PKG = Path(__file__).resolve().parent.parent / "aninfonce"
+ROOT = PKG.parent
+
+# the reading half's entry points; everything they reach must stay torch-free
+READING = ("aninfonce.cli", "aninfonce.analyses", "aninfonce.report", "aninfonce.report_sections", "aninfonce.verdicts",
+           "aninfonce.manifest", "aninfonce.crosscheck", "aninfonce.plots", "aninfonce.results", "aninfonce.specs")
+# what the reading half may never reach (modules of the package, and third-party packages)
+PRODUCING = ("aninfonce.runner", "aninfonce.executors", "aninfonce.speed", "aninfonce.trainers", "aninfonce.studies",
+             "aninfonce.torchrun", "aninfonce.slurm", "aninfonce.latents", "aninfonce.losses", "aninfonce.nets",
+             "aninfonce.metrics", "aninfonce.data.mnist", "aninfonce.data.images", "aninfonce.data.augment")
+HEAVY = ("torch", "torchvision", "sklearn", "submitit")
 
 
-def _graph() -> nx.DiGraph:
+def _graph(top_level_only: bool = False) -> nx.DiGraph:
+    """Module -> the modules it imports (``top_level_only``: the imports a module runs when it is
+    imported, leaving out those deferred into functions); third-party packages by their top name."""
     mods = {}
     for f in PKG.rglob("*.py"):
         parts = f.relative_to(PKG.parent).with_suffix("").parts
@@ -18,7 +36,9 @@ def _graph() -> nx.DiGraph:
     g = nx.DiGraph()
     for name, f in mods.items():
         pkg = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(f.read_text())):  # deferred imports inside functions count too
+        tree = ast.parse(f.read_text())
+        nodes = _top_level(tree) if top_level_only else ast.walk(tree)  # deferred imports inside functions count too
+        for node in nodes:
             if isinstance(node, ast.ImportFrom):
                 base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1] if node.level else []
                 mod = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
@@ -28,7 +48,22 @@ def _graph() -> nx.DiGraph:
             else:
                 continue
             g.add_edges_from((name, t) for t in targets if t in mods and t != name)
+            g.add_edges_from((name, t.split(".")[0]) for t in targets if t.split(".")[0] in HEAVY)
     return g
+
+
+def _top_level(tree: ast.Module):
+    """The import statements that run at import time: module level, including under if / try (not under
+    ``if TYPE_CHECKING:``, which only type checkers run)."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
 
 
 def test_no_import_circle():
@@ -38,4 +73,46 @@ def test_no_import_circle():
 
 def test_registry_does_not_import_its_entries():
     g = _graph()
-    assert not any(t.startswith("aninfonce.experiments") for t in nx.descendants(g, "aninfonce.registry"))
+    assert not any(t.startswith(("aninfonce.analyses", "aninfonce.studies")) for t in nx.descendants(g, "aninfonce.registry"))
+
+
+def test_the_reading_half_reaches_no_torch_and_no_producing_module():
+    """Every import the reading half runs when it is imported (functions' deferred imports aside: the CLI
+    defers the producing half into the commands that train or plan) stays clear of the producing half."""
+    g = _graph(top_level_only=True)
+    for start in READING:
+        reached = nx.descendants(g, start)
+        bad = sorted(t for t in reached if t in HEAVY or t.startswith(PRODUCING))
+        assert not bad, f"{start} reaches {bad}: " + " -> ".join(nx.shortest_path(g, start, bad[0]))
+
+
+def test_analyses_never_import_studies():
+    """The study reads the science it sweeps from its analysis, never the other way round, and no
+    analysis (deferred imports included) reaches a study or a trainer."""
+    g = _graph()
+    for mod in [n for n in g if n.startswith("aninfonce.analyses")]:
+        bad = sorted(t for t in nx.descendants(g, mod) if t.startswith(("aninfonce.studies", "aninfonce.trainers")))
+        assert not bad, f"{mod} reaches {bad}"
+
+
+def test_plot_only_and_check_load_no_torch(tmp_path):
+    """A real process: the CLI's reading path, with every analysis registered and the report, verdicts and
+    manifests imported, leaves torch, sklearn, the trainers, the runner and the speed module unloaded."""
+    code = ("import sys; from aninfonce import cli, report, manifest, verdicts; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in %r or m.startswith(%r)); print(bad)"
+            % (HEAVY, PRODUCING))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_cli_names_the_executors_it_offers():
+    from aninfonce import cli, executors
+
+    assert cli.EXECUTORS == executors.EXECUTORS
+
+
+def test_the_specs_name_every_loss_the_losses_define():
+    from aninfonce import losses, specs
+
+    assert set(specs.LOSS_NAMES) == set(losses.LOSSES)
+    assert set(specs.SYNTHETIC_LOSSES) | set(specs.IMAGE_LOSSES) <= set(losses.LOSSES)

@@ -263,7 +263,7 @@ def test_travel_bound_follows_the_schedule_and_parametrisation():
 
 
 def test_every_round_two_candidate_reaches_twice_the_largest_true_lambda_it_serves():
-    from aninfonce.experiments.calibration import ROUND_2, SERVES, TRAVEL_MARGIN, candidate_spec
+    from aninfonce.analyses.calibration import ROUND_2, SERVES, TRAVEL_MARGIN, candidate_spec
     from aninfonce.schedules import travel_bound
 
     for name in ROUND_2:

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from aninfonce.experiments import recipes, tables
+from aninfonce.analyses import recipes, tables
+from aninfonce.specs import ImageSSLSpec
 
 
 @pytest.mark.parametrize("entry", sorted(recipes.SOURCES))
@@ -30,5 +31,5 @@ def test_every_paper_setting_of_the_tables_is_part_of_the_recipe():
                 "steps_per_epoch_limit", "amp", "augment_on"}  # augment_on: where the same ops run
     for entry in recipes.SOURCES:
         assert set(tables.PROFILE_SETTINGS[entry]["paper"]) - plumbing <= set(recipes.RECIPE_FIELDS)
-    spec_fields = {f.name for f in dataclasses.fields(tables.ImageSSLSpec)}
+    spec_fields = {f.name for f in dataclasses.fields(ImageSSLSpec)}
     assert set(recipes.RECIPE_FIELDS) <= spec_fields

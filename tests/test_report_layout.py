@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-import aninfonce.experiments  # noqa: F401  (registers every entry)
-from aninfonce import report
+import aninfonce.analyses  # noqa: F401  (registers every analysis)
+from aninfonce import manifest, report
 from aninfonce.cli import main
-from aninfonce.registry import all_experiments
+from aninfonce.registry import all_analyses
 from aninfonce.report_sections import HEADLINE_MAX_LINES, SECTIONS, paper_notation
 from aninfonce.verdicts import Verdict
 
@@ -24,8 +24,8 @@ def _verdict(exp, claim, status, final=None):
 
 
 def _write(tmp_path, sections=SECTIONS):
-    exps = list(all_experiments().values())
-    fig2, fig4 = all_experiments()["fig2"], all_experiments()["fig4"]
+    exps = list(all_analyses().values())
+    fig2, fig4 = all_analyses()["fig2"], all_analyses()["fig4"]
     verdicts = [_verdict(fig2, fig2.claims[2], "PASS"), _verdict(fig2, fig2.claims[0], "FAIL"),
                 _verdict(fig2, fig2.claims[1], "NOT SETTLED", final=True), _verdict(fig4, fig4.claims[0], "NO DATA")]
     frames = {e.id: pd.DataFrame(columns=["run_key", "seed", "step", "metric", "value"]) for e in exps}
@@ -73,7 +73,7 @@ def test_a_section_is_one_function_in_the_list(tmp_path):
 
 
 def test_stale_runs_are_counted_not_printed(capsys):
-    fig3 = all_experiments()["fig3"]
+    (fig3,) = manifest.bind([all_analyses()["fig3"]], ROOT / "results", "quick")  # the runs its manifest lists
     stale = {}
     report.load_all([fig3], ROOT / "results", "quick", stale=stale)
     assert stale.get("fig3", 0) > 0 and "stale" not in capsys.readouterr().out

@@ -11,8 +11,9 @@ import torch
 from conftest import assert_real_figure
 
 from aninfonce.cli import main
-from aninfonce.experiments import ensemble as ens_exp
-from aninfonce.experiments.fig5 import OverlapSpec, execute_overlap
+from aninfonce.analyses import ensemble as ens_exp
+from aninfonce.specs import OverlapSpec
+from aninfonce.trainers.overlap import execute_overlap
 from aninfonce.losses import contrastive_loss
 from aninfonce.runner import RunContext
 from aninfonce.trainers.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble

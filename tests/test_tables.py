@@ -21,7 +21,7 @@ import torch
 from conftest import run_two_gloo_ranks
 from torch import nn
 
-from aninfonce import cli
+from aninfonce import cli, studies  # noqa: F401  (studies: registers them for select)
 from aninfonce.data import DatasetMissing
 from aninfonce.data import augment as A
 from aninfonce.data import images as D

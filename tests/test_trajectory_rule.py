@@ -1,12 +1,12 @@
 """The trajectory rule that holds our seeds against the authors' reference runs
-(aninfonce/experiments/authors.py): a faithful run passes it most of the time,
+(aninfonce/analyses/authors.py): a faithful run passes it most of the time,
 a run that is clearly off fails it, and its false-FAIL rate is measured."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from aninfonce.experiments.authors import (ALPHA, COLUMNS, false_fail_rate, hold_against, prediction_interval,
+from aninfonce.analyses.authors import (ALPHA, COLUMNS, false_fail_rate, hold_against, prediction_interval,
                                            slower_than_theirs)
 from aninfonce.reference import LOGGED, reference_runs
 

@@ -26,6 +26,14 @@ def _table(values: dict[int, list[float]]) -> pd.DataFrame:
                           "protocol": None} for seed, vs in values.items() for i, v in enumerate(vs)])
 
 
+def _analysis(runs, **fields):
+    """An analysis whose plan (the manifest the producing half would write) lists ``runs``' two seeds."""
+    from aninfonce.manifest import Plan
+    from aninfonce.registry import Analysis
+
+    return Analysis(plan=Plan.of(fields["id"], runs("quick", 2)), **fields)
+
+
 def _claim(rule: str = "all") -> Claim:
     def check(df):
         v = C.final_value(df, "x", protocol=None)
@@ -63,7 +71,7 @@ def test_a_claim_measured_only_after_training_is_judged_at_the_end():
     """The image tables measure probe and recovery once, after training; the
     steps before carry only the training loss. Judged at every step those
     steps would read as failures and any PASS as NOT SETTLED; judged at the
-    final step (Experiment.judged_steps = "final") it is one evaluation."""
+    final step (Analysis.judged_steps = "final") it is one evaluation."""
     df = _table({0: [1.0]}).assign(step=1000)  # x logged at the last step only
     loss = pd.DataFrame([{"run_key": "r0", "seed": 0, "step": s, "metric": "loss_train", "value": 1.0,
                           "protocol": None} for s in (0, 200, 400, 600, 800, 1000)])
@@ -146,13 +154,12 @@ def test_seeds_still_crossing_over_in_the_last_fifth_is_not_settled():
 def test_claims_are_judged_on_whole_grids_only():
     """A seed is judged once all its grid's runs are in; a partly run seed is
     left out and named; with no complete seed the claim has NO DATA."""
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
     from aninfonce.verdicts import complete_seeds, evaluate_claims
 
     grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [  # noqa: E731
         RunSpec(experiment="u", seed=s) for s in range(n)]
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=grid, execute=None,
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=grid,
                      plot=lambda *a: [], claims=(_claim("all"),))
     keys = {(s.experiment, s.seed): s.key for s in grid("quick", 2)}
     rows = lambda key, seed, v: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": v,  # noqa: E731
@@ -170,14 +177,13 @@ def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
     it is out of the verdicts, and the report says so; with no seed complete
     the figures show the first seed's progress and say no claim is judged."""
     from aninfonce import report
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
 
     grid = lambda profile, n: [RunSpec(experiment="t", seed=s) for s in range(n)] + [
         RunSpec(experiment="u", seed=s) for s in range(n)]
     drawn = []
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=grid, execute=None,
-                     plot=lambda df, out, profile: drawn.append(sorted(set(df["seed"]))) or [], claims=(_claim("all"),))
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=grid,
+                     plot=lambda df, out, profile, runs=None: drawn.append(sorted(set(df["seed"]))) or [], claims=(_claim("all"),))
     keys = {(s.experiment, s.seed): s.key for s in grid("quick", 2)}
     rows = lambda key, seed: [{"run_key": key, "seed": seed, "step": 0, "metric": "x", "value": 1.0,
                                "protocol": None, "wall_seconds": 1.0, "device": "cpu"}]
@@ -198,12 +204,11 @@ def test_verdicts_wait_for_settled_training():
     """An entry with a settle_metric: a run whose loss still moved by more than
     settle_tol over its last fifth makes the entry's verdicts NOT SETTLED, even
     a verdict that has held since the first step."""
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
     from aninfonce.verdicts import evaluate_claims, moving_runs
 
     spec = RunSpec(experiment="t", seed=0)
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec], execute=None,
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec],
                      plot=lambda *a: [], claims=(_claim("all"),), settle_metric="loss_eval", settle_tol=0.02)
 
     def table(losses):
@@ -257,12 +262,11 @@ def test_verdicts_wait_for_the_learned_lambda_to_settle():
     """An entry with settle_lambda_rel (Figure 3): a run whose sorted Lambda^ still moved
     by more than that fraction over its last fifth makes its verdicts NOT SETTLED, even
     with a flat loss; a permutation of the ranks is not a move (the ranks are sorted)."""
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
     from aninfonce.verdicts import evaluate_claims, moving_lambda
 
     spec = RunSpec(experiment="t", seed=0)
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec], execute=None,
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [spec],
                      plot=lambda *a: [], claims=(_claim("all"),), settle_metric="loss_eval", settle_lambda_rel=0.1)
 
     def table(lams):  # lams[i] = the Lambda^ vector logged at step 1000 i; loss flat, x passing throughout
@@ -299,7 +303,6 @@ def test_a_claim_waits_only_on_the_runs_it_reads():
     run of the entry), and the check sees only those rows, so a scope that
     leaves out a run the check needs cannot pass. A claim-level
     judged_steps="final" judges a number measured once at the last step."""
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
     from aninfonce.verdicts import evaluate_claims
 
@@ -317,8 +320,8 @@ def test_a_claim_waits_only_on_the_runs_it_reads():
     claims = (Claim("all-runs", "x >= 0.5", _claim().check), Claim("on-still", "x >= 0.5", _claim().check,
               reads=only[still.key]), Claim("on-moving", "x >= 0.5", _claim().check, reads=only[moving.key]),
               dataclasses.replace(needs_both, id="scoped-too-narrow", reads=only[still.key]))
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [still, moving],
-                     execute=None, plot=lambda *a: [], claims=claims, settle_metric="loss_eval", settle_tol=0.02)
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [still, moving],
+                     plot=lambda *a: [], claims=claims, settle_metric="loss_eval", settle_tol=0.02)
     v = {x.claim: x for x in evaluate_claims([exp], {"t": df}, "quick")}
     assert v["all-runs"].status == "NOT SETTLED" and "in 1 of 2 runs" in v["all-runs"].measured
     assert v["on-still"].status == "PASS"
@@ -338,8 +341,7 @@ def test_a_claim_waits_only_on_the_runs_it_reads():
 
 
 def test_the_report_names_the_quick_setting_from_the_calibration_verdicts():
-    from aninfonce.experiments.calibration import CLAIMS, ROUND_2
-    from aninfonce.report import quick_setting_line
+    from aninfonce.analyses.calibration import CLAIMS, ROUND_2, quick_setting_line
     from aninfonce.verdicts import Verdict
 
     def verdicts(status_of):
@@ -362,12 +364,11 @@ def test_panel_a_draws_the_points_of_unsettled_runs_hollow():
     import matplotlib.pyplot as plt
 
     from aninfonce.plots import r2_groups_against
-    from aninfonce.registry import Experiment
     from aninfonce.specs import RunSpec
     from aninfonce.verdicts import unsettled_runs
 
-    exp = Experiment(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [RunSpec(experiment="t")],
-                     execute=None, plot=lambda *a: [], claims=(), settle_metric="loss_eval")
+    exp = _analysis(id="t", title="t", paper_ref="t", source="recon", runs=lambda p, n: [RunSpec(experiment="t")],
+                     plot=lambda *a: [], claims=(), settle_metric="loss_eval")
     rows = []
     for key, lam2, losses in (("moving", 100.0, [5.0, 4.0, 3.0, 2.0, 1.5, 1.0]), ("flat", 5.0, [5.0] * 6)):
         for i, v in enumerate(losses):
@@ -406,7 +407,7 @@ def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order(
     """The report's lost-direction table: AnInfoNCE runs only, a run listed when one of its
     held-out per-dim R^2 is below 0.9 at its last step, the dim in bold, rows in the grid's numeric order
     with seeds last (Lambda_2 = 25 before 100, not as strings)."""
-    from aninfonce.report import lost_directions
+    from aninfonce.analyses.common import lost_directions
 
     def run(key, loss, lam2, seed, dims):
         rows = [{"run_key": key, "loss": loss, "lam2": lam2, "seed": seed, "step": step, "metric": f"r2/{i}",
@@ -436,10 +437,10 @@ def test_every_claim_id_is_unique_across_the_registry():
     rule-change log look claims up by id."""
     from collections import Counter
 
-    import aninfonce.experiments  # noqa: F401  (registers every entry)
-    from aninfonce.registry import all_experiments
+    import aninfonce.analyses  # noqa: F401  (registers every analysis)
+    from aninfonce.registry import all_analyses
 
-    ids = Counter(c.id for exp in all_experiments().values() for c in exp.claims)
+    ids = Counter(c.id for exp in all_analyses().values() for c in exp.claims)
     assert [i for i, n in ids.items() if n > 1] == []
     assert len(ids) > 50
 

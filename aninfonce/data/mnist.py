@@ -123,7 +123,7 @@ def load_mnist(root: Path, train: bool = True, limit: int | None = None) -> tupl
 
 
 def mnist_check(root: Path, profile: str) -> str | None:
-    """An entry's up-front data check (``Experiment.data_check``): None when
+    """An entry's up-front data check (``Study.data_check``): None when
     MNIST is under ``root`` (downloaded there first where the internet is
     reachable), else the one sentence saying where it looked and how to fix
     it. Every profile reads the real files, smoke included."""

@@ -1,3 +1,3 @@
 """Trainers: how one run of each kind trains and evaluates, all through the one
-step loop in :mod:`aninfonce.trainers.loop`. Experiments (``aninfonce.experiments``)
-hold grids, claims and figures only and call into these."""
+step loop in :mod:`aninfonce.trainers.loop`. Studies (``aninfonce.studies``)
+hold the grids and call into these; the analyses hold claims and figures."""

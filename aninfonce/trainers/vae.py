@@ -119,14 +119,3 @@ def load_vae(obj: dict[str, Any], device: torch.device) -> VAE:
     vae.load_state_dict(obj["state_dict"])
     vae.requires_grad_(False)
     return vae.to(device).eval()
-
-
-def tile(images: np.ndarray, cols: int) -> np.ndarray:
-    """(N, 28, 28) uint8 -> one (rows*30, cols*30) image with 2-px white gaps."""
-    n = len(images)
-    rows = -(-n // cols)
-    out = np.full((rows * 30, cols * 30), 255, dtype=np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        out[r * 30 + 1:r * 30 + 29, c * 30 + 1:c * 30 + 29] = 255 - im  # dark digits on white
-    return out

@@ -1,6 +1,6 @@
 """The Figure 3 trainer: a CNN encoder trained on image pairs decoded by a
 VAE generator (the generator, the anchor marginal and the encoder are
-reconstructed choices; see :mod:`aninfonce.experiments.fig3` for the
+reconstructed choices; see :mod:`aninfonce.analyses.fig3` for the
 protocol and docs/PROTOCOL.md §5.2). One run = one spec, through the one step
 loop of :mod:`aninfonce.trainers.loop`."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .loop import resume_or_start, snapshot, train_loop
 from .vae import VAEConfig, load_vae, train_vae
 
 
-# Per-profile training settings live in aninfonce/experiments/fig3.py (PROFILE_SETTINGS). `paper` documents a
+# Per-profile training settings live in aninfonce/studies/fig3.py (PROFILE_SETTINGS). `paper` documents a
 # full-size run [recon: the paper's settings for Figure 3 are not known; optimiser and batch follow the
 # synthetic [code]]; `quick` trains the whole figure in about 3.2 h of single-core compute (see
 # fig3.SECONDS_PER_RUN); `smoke` exercises the plumbing on a few hundred real images.
@@ -198,6 +199,20 @@ def knn_rows(spec: Fig3Spec, encoder: nn.Module, vae, root: Path, device: torch.
     ]
 
 
+def write_grids(where: Path, vae_obj: dict[str, Any]) -> None:
+    """The generator's image grids, config and quality numbers as a result file beside the run's rows
+    (read by analyses.fig3.vae_grids): the figure then needs neither torch nor the git-ignored cache."""
+    if where.exists():  # one per VAE; every run of that VAE names it
+        return
+    where.parent.mkdir(parents=True, exist_ok=True)
+    tmp = where.with_name(f".{where.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **{f"grid_{k}": np.asarray(v.cpu() if hasattr(v, "cpu") else v)
+                                for k, v in vae_obj["grids"].items()},
+                        config=np.array(json.dumps(vae_obj["config"], sort_keys=True)),
+                        stats=np.array(json.dumps({k: float(v) for k, v in vae_obj["stats"].items()}, sort_keys=True)))
+    os.replace(tmp, where)
+
+
 def _artifact_ref(ctx, name: str) -> str:
     """Where the VAE artefact lies, relative to the working directory when inside it (for the figure)."""
     path = (ctx.artifact_dir / f"{name}.pt").resolve()
@@ -213,6 +228,8 @@ def train_fig3(spec: Fig3Spec, ctx) -> list[dict[str, Any]]:
     from the last evaluation's checkpoint."""
     device = ctx.device
     vae_obj, _ = vae_for(spec, ctx)
+    if getattr(ctx, "result_dir", None) is not None:
+        write_grids(Path(ctx.result_dir) / f"{vae_name(spec)}.npz", vae_obj)
     vae = load_vae(vae_obj, device)
     g = Generator(vae, spec.d)
     m = build(spec, device)

@@ -31,32 +31,17 @@ from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, metric
-from ..metrics import HELD_OUT
+from ..protocols import HELD_OUT
 from ..plots import GROUP_LABELS, GROUP_STYLES, hollow_unsettled, no_data, run_caption, save, unsettled_handle
-from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
-from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
+from ..registry import Analysis, Claim, ClaimResult, register
 from ..verdicts import unsettled_runs
+from .common import SEE_AUTHORS, lost_directions
 
 # [recon] beta values. At the end of training with Lambda^ ~ (25, 5) the
 # negatives' similarities spread over ~10-30 units, so beta = 1 already puts
 # almost all weight on the hardest few negatives; 0.2 is a mild tilt.
 BETAS = {"paper": (0.0, 0.2, 0.5, 1.0, 2.0), "quick": (0.0, 0.2, 0.5, 1.0), "smoke": (0.0, 1.0)}
 LAM1, LAM2 = 5.0, 25.0  # the focus setting of Figure 2 [code]
-
-PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict(AUTHORS_SETTING, steps=100_000, eval_every=5000, fast=True),  # [code], fused float32 path
-    # the authors' model and optimiser, 10k of their ~100k steps, as fig2 quick
-    "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000, fast=True),
-    "smoke": dict(batch=64, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
-}
-
-
-def _runs(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    s = PROFILE_SETTINGS[profile]
-    return [SyntheticSpec(experiment="hardneg", loss="aninfonce", lambda_kind="bimodal", lam1=LAM1, lam2=LAM2,
-                          hard_beta=beta, seed=seed, **s)
-            for seed in range(n_seeds) for beta in BETAS[profile]]
-
 
 def _betas(df: pd.DataFrame) -> list[float]:
     return sorted(df["hard_beta"].astype(float).unique())
@@ -99,7 +84,7 @@ CLAIMS = (
 
 
 # ---------------------------------------------------------------- figure
-def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_hardneg(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "hardneg", "no hard-negative results yet")
     raw = df  # the matching rows behind the matched Lambda^ carry the same-sample protocol
@@ -108,7 +93,7 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     colors = dict(zip(betas, plt.cm.viridis(np.linspace(0, 0.85, len(betas)))))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     last = final_step(df)
-    unsettled = unsettled_runs(all_experiments()["hardneg"], df)
+    unsettled = unsettled_runs(HARDNEG, df)
     ringed = False
     for group in GROUP_STYLES:
         rows = metric(last, group)
@@ -161,10 +146,10 @@ def reference_hardneg(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-register(Experiment(
+HARDNEG = register(Analysis(
     id="hardneg", title="Synthetic: AnInfoNCE with hard-negative mining, beta sweep", paper_ref="Corollary 3.1",
-    source="recon", runs=_runs, execute=train_synthetic, plot=plot_hardneg, claims=CLAIMS, reference=reference_hardneg,
-    seconds_per_run={"smoke": 1.0, "quick": 10_000 * 0.15, "paper": 100_000 * 0.12},
+    source="recon", plot=plot_hardneg, claims=CLAIMS, reference=reference_hardneg, lost=lost_directions,
+    deviations_note=SEE_AUTHORS,
     notes="Formula [recon] (the paper's is not available): for anchor i, L_i = -log(exp(s_i+) / (exp(s_i+) + "
           "M Σ_k w_ik exp(s_ik))) with w_ik = softmax_k(β s_ik) held constant in the gradient, M = 2N - 2 negatives, "
           "s(a, b) = -½ (a-b)ᵀ diag(Λ̂) (a-b); β = 0 is AnInfoNCE. Setting: bimodal Λ 25 / 5, d = 10, as Figure 2 "

@@ -33,18 +33,17 @@ Reconstructed choices [recon], each in one place below:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import claims as C
-from ..data.mnist import mnist_check
 from ..frames import final_step, indexed_metric, metric
-from ..metrics import HELD_OUT
+from ..protocols import HELD_OUT
 from ..plots import (
     GROUP_LABELS,
     GROUP_STYLES,
@@ -56,74 +55,21 @@ from ..plots import (
     run_caption,
     save,
     ticks_at,
+    tile,
     unsettled_handle,
 )
-from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
-from ..trainers.vae import tile
-from ..trainers.vae_images import Fig3Spec, train_fig3
+from ..registry import Analysis, Claim, ClaimResult, register
 from ..verdicts import SETTLED_FRACTION, unsettled_runs
+from .common import lost_directions
 
 # the strongest isotropic baseline (learned scalar) and the authors' code default (tau = 1) [recon]
 LOSSES = ("aninfonce", "infonce-learned", "infonce-tau1")
-# [recon] the swept Lambda_2 values are not known; 5 is the isotropic control
-LAMBDA2_SWEEP = (5.0, 10.0, 25.0, 50.0, 100.0, 200.0)
 LINEAR_RANGES = ((5.0, 50.0), (5.0, 200.0))  # panels C, D [caption]
 
 
-PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3, vae_epochs=30),
-    "quick": dict(
-        batch=256,  # [recon] paper: 1000
-        # [recon] paper: 100,000. Panels A, B (bimodal runs): 8000 steps; panels C, D (linear runs): QUICK_LINEAR_STEPS.
-        # First chosen from a probe (seed 0, 4000 steps) as 3000 / 8000: panel C's sorted Lambda^ then
-        # moved <= 7 % per last fifth from 1600 steps on, but the 3000 / 8000-step runs did not settle: at 3000 steps
-        # the Lambda_2 = 200 runs' loss still fell (0.34 -> 0.24 from 1500 steps) and their top Lambda^ still rose
-        # ~1.3 per 100 steps (AnInfoNCE 76 -> 104 over the last fifth); at 8000 panel D's top ranks still rose ~1.1
-        # per 100 steps (125 of the true 200; 24 % over the last fifth). Lengthened to 8000 / 20000 (set before
-        # those runs): the most the 2 h budget on 2 cores allows, the linear runs getting the most (see the estimate)
-        steps=8000,
-        eval_every=100,
-        lr_f=1e-3,  # [recon] paper: 1e-4; 10x to converge in a few thousand steps
-        lr_metric=0.2,  # [recon] paper: 1e-3; Lambda^ must travel from 0.7 towards ~200
-        eval_samples=2048,
-        channels=(16, 32),  # [recon] paper: (32, 64)
-        hidden=128,  # [recon] paper: 256
-        vae_epochs=5,  # [recon] paper: 30
-        knn_train_images=10_000,  # [recon] paper: all 60,000
-    ),
-    "smoke": dict(batch=32, steps=10, eval_every=5, eval_samples=256, channels=(4, 8), hidden=16, vae_hidden=64,
-                  vae_epochs=2, vae_train_images=300, vae_test_images=200, knn_train_images=300, knn_test_images=200),
-}
-SMOKE_LAMBDA2 = (5.0, 50.0)
-QUICK_LAMBDA2 = (5.0, 25.0, 200.0)  # [recon] 3 of the 6 paper-profile values, to fit the 2 h budget
-QUICK_LINEAR_STEPS = 20_000  # [recon] panels C, D in quick: their Lambda^ traces settle last (see steps above)
-QUICK_LINEAR_EVAL_EVERY = 200  # [recon] 100 evaluations per linear run, as for the bimodal ones at 100
-# [recon] The Lambda_2 = 200 runs train as long as the linear ones (set before those runs): at 8000 steps their
-# loss was flat (0.343 / 0.341 from 6000 on) but the learned Lambda^ still rose at a steady ~12 per 1000 steps --
-# AnInfoNCE's five content ranks 110-140 -> 130-159 over 6000-8000 (true 200), its style ranks 20-35 -> 17-32
-# (true 5); the learned scalar 110 -> 137 -- 16-18 % over the last fifth, the only fig3 runs that had not settled
-QUICK_LONG_LAMBDA2 = 200.0
 # Figure 3's verdicts wait for the learned Lambda^ too: every run's sorted Lambda^ must have moved by at most
 # this fraction over its last fifth (set before the first 3000 / 8000-step quick runs; the calibration's 10 % margin)
 LAMBDA_SETTLE_REL = 0.1
-
-
-def _runs(profile: str, n_seeds: int) -> list[Fig3Spec]:
-    s = PROFILE_SETTINGS[profile]
-    lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, LAMBDA2_SWEEP)
-    long_s = dict(s, steps=QUICK_LINEAR_STEPS, eval_every=QUICK_LINEAR_EVAL_EVERY) if profile == "quick" else s
-
-    def bimodal(losses, lam2s, settings):
-        return [Fig3Spec(experiment="fig3", loss=loss, lambda_kind="bimodal", lam1=5.0, lam2=lam2, seed=seed,
-                         **settings) for seed in range(n_seeds) for lam2 in lam2s for loss in losses]
-    linear = [Fig3Spec(experiment="fig3", loss="aninfonce", lambda_kind="linear", lam1=lo, lam2=hi, seed=seed,
-                       **long_s) for seed in range(n_seeds) for lo, hi in LINEAR_RANGES]
-    # quick: the largest Lambda_2 trains as long as the linear runs (QUICK_LONG_LAMBDA2)
-    longest = [lam for lam in lam2s if profile == "quick" and lam == QUICK_LONG_LAMBDA2]
-    rest = [lam for lam in lam2s if lam not in longest]
-    # the long runs first (no single long run left at the end of a pool), the tau = 1 baseline last
-    return (linear + bimodal(LOSSES, longest, long_s)
-            + bimodal(LOSSES[:2], rest, s) + bimodal(LOSSES[2:], rest, s))
 
 
 # ---------------------------------------------------------------- claims
@@ -235,7 +181,7 @@ FIG3_CLAIMS = (
 
 
 # ---------------------------------------------------------------- figures
-def plot_fig3(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_fig3(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "fig3", "no Figure 3 results yet")
     held = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT) | df["metric"].str.startswith("knn")]
@@ -251,7 +197,7 @@ def plot_fig3(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     paths = save(fig, out, "fig3", run_caption("InfoNCE vs AnInfoNCE on MNIST images of VAE latents: R² and KNN "
                                                "accuracy across Λ2, learned Λ̂ for linearly spaced true Λ", df, profile))
     paths += _plot_training(bimodal, out, profile)
-    paths += _plot_vae(df, out, profile)
+    paths += _plot_vae(df, out, profile, runs)
     return paths
 
 
@@ -264,7 +210,7 @@ def _legend(ax, loc: str = "lower left", groups: bool = True, ring: bool = False
 
 
 def _panel_a(ax, df: pd.DataFrame) -> None:
-    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig3"], df))
+    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(FIG3, df))
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
            title="A  R² of VAE latents vs Λ2")
     ticks_at(ax, df["lam2"].astype(float).unique())
@@ -322,25 +268,32 @@ def _plot_training(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
                                                        "one panel per Λ2", df, profile))
 
 
-def _plot_vae(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def vae_grids(df: pd.DataFrame, runs: Path | None) -> dict | None:
+    """The generator's image grids, config and quality numbers, from the result file its runs wrote beside
+    their rows (``<VAE name>.npz`` in the run folder, named by the rows' ``vae_artifact``); None when no
+    run has one (runs that predate the file kept the grids in the git-ignored cache only)."""
+    refs = df["vae_artifact"].dropna().unique() if "vae_artifact" in df else []
+    for ref in refs:
+        where = Path(runs) / f"{Path(str(ref)).stem}.npz" if runs is not None else None
+        if where is not None and where.exists():
+            with np.load(where, allow_pickle=False) as f:
+                return {"grids": {k.removeprefix("grid_"): f[k] for k in f.files if k.startswith("grid_")},
+                        "config": json.loads(str(f["config"])), "stats": json.loads(str(f["stats"]))}
+    return None
+
+
+def _plot_vae(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     """The generator, so a reader can judge it: real test images and their
     reconstructions, prior samples, and samples of the anchor marginal."""
-    refs = df["vae_artifact"].dropna().unique() if "vae_artifact" in df else []
-    obj = None
-    for ref in refs:
-        if Path(ref).exists():
-            try:
-                obj = torch.load(ref, map_location="cpu", weights_only=True)
-            except Exception:  # an older or unsafe cache file: keep the figure the run drew  # noqa: BLE001
-                continue
-            break
+    obj = vae_grids(df, runs)
     if obj is None:
-        # the image grids need the VAE weights (git-ignored cache); keep the figure the run drew
+        # runs without the grids' result file (older runs: their grids lived in the git-ignored cache);
+        # keep the figure the run drew
         kept = [out / "fig3_vae.png", out / "fig3_vae.pdf"]
         if all(p.exists() for p in kept):
             return kept
         return no_data(out, "fig3_vae", "VAE artefact not in the results cache (rerun fig3 to rebuild it)")
-    g = {k: np.asarray(v) for k, v in obj["grids"].items()}
+    g = obj["grids"]
     stats = obj["stats"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
     pairs = np.concatenate([g["real"][:8], g["recon"][:8], g["real"][8:16], g["recon"][8:16]])
@@ -379,25 +332,13 @@ def reference_fig3(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# quick: an 8000-step bimodal run took 7-11 min on a core shared with a second run (median 10 min), a 20,000-step
-# run 27 min (the run_cost below: its steps over the profile's); the 11 runs (5 at 20,000 steps) ~3.2 h of
-# compute. paper: an estimate for one GPU
-SECONDS_PER_RUN = {"smoke": 3.0, "quick": 620.0, "paper": 100_000 * 0.03}
-
-
-def _run_cost(spec: Fig3Spec, profile: str) -> float:
-    return spec.steps / PROFILE_SETTINGS[profile]["steps"]
-
-
-register(Experiment(
+FIG3 = register(Analysis(
     id="fig3", title="MNIST through a VAE generator: InfoNCE vs AnInfoNCE", paper_ref="Figure 3 (A-D)", source="recon",
-    runs=_runs, execute=train_fig3, plot=plot_fig3, claims=FIG3_CLAIMS, seconds_per_run=SECONDS_PER_RUN,
-    run_cost=_run_cost,
-    reference=reference_fig3,
+    plot=plot_fig3, claims=FIG3_CLAIMS, reference=reference_fig3, lost=lost_directions,
     notes="Pipeline and panels: [caption]. AnInfoNCE and the conditional: [code] (as Figure 2). VAE (MLP, 10-d), "
           "anchor marginal (uniform on the radius-√10 sphere of the VAE latent space, the typical set of its prior), "
           "CNN encoder, KNN protocol (k = 10, Euclidean on the unit-norm encoder output, real MNIST), swept Λ2, "
           "InfoNCE baselines and every profile setting: [recon]. The VAE is trained once per profile and seed "
           "(runner artefact cache) and shown in fig3_vae.",
-    settle_metric="loss_eval", settle_lambda_rel=LAMBDA_SETTLE_REL, data_check=mnist_check,
+    settle_metric="loss_eval", settle_lambda_rel=LAMBDA_SETTLE_REL,
 ))

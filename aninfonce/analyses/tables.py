@@ -6,7 +6,7 @@ collapses, and lowers downstream accuracy. Everything else is reconstructed
 [recon]: backbone, projector, recipe, augmentations and the evaluation
 protocols (named in every CSV row). The settings a reader who holds the paper
 would correct all live in ``PROFILE_SETTINGS`` below and in
-``aninfonce.data.augment.AUGMENTS``.
+``aninfonce.specs.AUGMENTS``; the grids are :mod:`aninfonce.studies.tables`.
 
 Three entries:
 
@@ -34,14 +34,11 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..data import DatasetMissing
-from ..data.augment import AUGMENTS
-from ..data.images import CIFAR_HOW, IMAGENET_HOW
-from ..data.mnist import mnist_check
 from ..frames import final_step, indexed_metric
 from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, run_caption, save
-from ..registry import Claim, ClaimResult, Experiment, register
-from ..trainers.simclr import LOSSES, ImageSSLSpec, train_imagessl
+from ..registry import Analysis, Claim, ClaimResult, register
+from ..specs import AUGMENTS
+from ..specs import IMAGE_LOSSES as LOSSES
 from ..verdicts import SETTLED_FRACTION, lambda_scale_shape, moving_lambda
 from .recipes import SOURCES as RECIPE_SOURCES
 from .recipes import recipe_table
@@ -49,7 +46,7 @@ from .recipes import recipe_table
 COLORS = {**LOSS_COLORS, "infonce-tau0.2": "#1b2631"}
 LABELS = {**LOSS_LABELS, "infonce-tau0.2": "InfoNCE (τ = 0.2)"}
 BASELINES = tuple(loss for loss in LOSSES if loss != "aninfonce")
-SMOKE_LOSSES = ("aninfonce", "infonce-learned")
+
 
 # Common smoke settings: a few batches of tiny images, seconds on one CPU thread.
 _SMOKE = dict(epochs=1, batch=8, steps_per_epoch_limit=2, warmup_epochs=0.0, proj_hidden=32, proj_dim=8,
@@ -137,34 +134,9 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     },
 }
 
-# [recon] seconds per run: smoke/quick on 2 CPU cores (quick: one core per run under the pool). MNIST
-# quick measured: 22-23 min wall per run with its 3 runs in parallel (--jobs 3) beside another quick
-# profile and a test suite on the same 2 cores (load 8-10), i.e. about 8 min of one free core per run at
-# 2 epochs; at 4 epochs 450-645 s a run (2 runs at a time on 2 cores); at the 10 quick now trains 11-20 min
-# (80 min for the 9 runs on 2 cores beside a third training process, 78 min with the cosine);
-# paper = GPU seconds on one H200, measured by benchmarks/gpu_epoch_throughput.py on 2026-11-29
-# (benchmarks/measured/h200-2026-11-29/; training steps only, rounded up for the evaluation):
-# CIFAR10 2.7 s/epoch x 1000 epochs (loader kept up); ImageNet 564 s/epoch x 100 epochs (ResNet-50,
-# 2,274 pairs/s; the loader kept up without JPEG decoding, which needs >= 12 workers on top).
 # Settled training, stated before the 4-epoch stand-in runs: a verdict needs every run's
 # sorted learned Lambda^ to have moved by at most 10 % over its last fifth (its last epoch), as Figure 3's.
 SETTLE_LAMBDA_REL = {"mnist-standin-table": 0.10}
-
-SECONDS_PER_RUN: dict[str, dict[str, float]] = {
-    "cifar10-table": {"smoke": 6.0, "quick": 900.0, "paper": 3.0 * 1000},
-    "imagenet-table": {"smoke": 8.0, "quick": 1200.0, "paper": 600.0 * 100},
-    "mnist-standin-table": {"smoke": 3.0, "quick": 900.0, "paper": 6.0 * 100},
-}
-
-
-def _grid(experiment: str):
-    def runs(profile: str, n_seeds: int) -> list[ImageSSLSpec]:
-        losses = SMOKE_LOSSES if profile == "smoke" else tuple(LOSSES)
-        s = PROFILE_SETTINGS[experiment][profile]
-        return [ImageSSLSpec(experiment=experiment, loss=loss, seed=seed, **s)
-                for seed in range(n_seeds) for loss in losses]
-    return runs
-
 
 # ---------------------------------------------------------------- numbers out of the CSV
 
@@ -303,7 +275,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _plotter(experiment: str, title: str):
-    def plot(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+    def plot(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
         name = experiment.replace("-", "_")
         if df.empty or "linear_top1" not in set(df["metric"]):
             return no_data(out, f"{name}_lambda", f"no {experiment} results for profile {profile} yet")
@@ -475,28 +447,11 @@ _TITLES = {"cifar10-table": "CIFAR10: SimCLR with InfoNCE vs AnInfoNCE",
 _REFS = {"cifar10-table": "CIFAR10 table", "imagenet-table": "ImageNet table",
          "mnist-standin-table": "stand-in for the CIFAR10 table"}
 
-def _needs(name: str, folder: str, how: str):
-    """A cheap presence check, so `python reproduce.py` (everything) skips an
-    entry whose dataset is absent instead of stopping; smoke writes its own files."""
-    def check(root: Path, profile: str) -> str | None:
-        if profile == "smoke" or (Path(root) / folder).is_dir():
-            return None
-        return str(DatasetMissing(name, Path(root) / folder, how.format(root=root)))
-    return check
-
-
-_DATA_CHECKS = {
-    "cifar10-table": _needs("CIFAR10", "cifar-10-batches-py", CIFAR_HOW),
-    "imagenet-table": _needs("ImageNet", "imagenet/train", IMAGENET_HOW),
-    "mnist-standin-table": mnist_check,  # the real files at every profile, smoke included
-}
-
 for _eid in PROFILE_SETTINGS:
-    register(Experiment(
-        id=_eid, title=_TITLES[_eid], paper_ref=_REFS[_eid], source="recon", runs=_grid(_eid),
-        execute=train_imagessl, plot=_plotter(_eid, _TITLES[_eid]), claims=_claims(_eid),
-        seconds_per_run=SECONDS_PER_RUN[_eid], notes=NOTES[_eid], reference=_reference(_eid), golden="sanity",
-        data_check=_DATA_CHECKS.get(_eid), settle_lambda_rel=SETTLE_LAMBDA_REL.get(_eid),
+    register(Analysis(
+        id=_eid, title=_TITLES[_eid], paper_ref=_REFS[_eid], source="recon",
+        plot=_plotter(_eid, _TITLES[_eid]), claims=_claims(_eid),
+        notes=NOTES[_eid], reference=_reference(_eid), golden="sanity", settle_lambda_rel=SETTLE_LAMBDA_REL.get(_eid),
         judged_steps="final",  # probe, KNN and recovery are measured once, after training
         recipe=(lambda profile, e=_eid: recipe_table(e, PROFILE_SETTINGS[e]["paper"], profile))
         if _eid in RECIPE_SOURCES else None,

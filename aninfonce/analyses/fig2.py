@@ -19,7 +19,7 @@ import pandas as pd
 from ..schedules import schedule_of, schedule_phrase, travel_curve
 from .. import claims as C
 from ..frames import indexed_metric, metric
-from ..metrics import HELD_OUT
+from ..protocols import HELD_OUT
 from ..plots import (
     GROUP_LABELS,
     GROUP_STYLES,
@@ -34,52 +34,13 @@ from ..plots import (
     unsettled_handle,
 )
 from ..reference import authors_series
-from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
-from ..trainers.synthetic import AUTHORS_SETTING, LOSSES, SyntheticSpec, train_synthetic
+from ..registry import Analysis, Claim, ClaimResult, register
+from ..specs import SYNTHETIC_LOSSES as LOSSES
+from ..specs import precision_preset
 from ..verdicts import unsettled_runs
+from .common import SEE_AUTHORS, lost_directions
 
-# [recon] the swept Lambda_2 values are not known; 5 is the isotropic control
-# (Lambda_2 = Lambda_1), 200 is where the style dims barely matter to InfoNCE.
-LAMBDA2_SWEEP = (5.0, 10.0, 25.0, 50.0, 100.0, 200.0)
 FOCUS_LAMBDA2 = 25.0  # panels B-D [caption]
-
-# Per-profile training settings. `paper` is the authors' [code]. `quick` is
-# their model and optimiser too (no time-compressed schedule was
-# admitted by the calibration entry), shortened in steps only: 10k of their
-# ~100k steps, on the fast float32 path (fused loss and Adam, same maths).
-# At 10k steps their own runs are still learning (loss still falling ~0.2 nats
-# per 2k steps, style dims at Lambda_2 = 100 not yet learned), so the quick
-# verdicts are NOT SETTLED by construction: they say where training stands.
-# `smoke` only exercises the plumbing.
-PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict(AUTHORS_SETTING, steps=100_000, eval_every=5000, fast=True),
-    "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000, fast=True),
-    "smoke": dict(batch=64, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
-}
-SMOKE_LAMBDA2 = (5.0, 25.0)
-# [recon] quick sweeps three of the six values (12 runs a seed, ~25 min each on
-# one core); the focus value first, since the runner trains in grid order and a
-# cut-off session should leave panels B-D complete
-QUICK_LAMBDA2 = (FOCUS_LAMBDA2, 5.0, 100.0)
-# paper: all six values, in the order a cut-off GPU lease should leave done:
-# the focus value, then 100 (where the 10k-step quick runs could not decide the
-# main claim), the isotropic control, then the rest (the runner trains in grid order)
-PAPER_LAMBDA2 = (FOCUS_LAMBDA2, 100.0, 5.0, 200.0, 10.0, 50.0)
-assert sorted(PAPER_LAMBDA2) == sorted(LAMBDA2_SWEEP)
-
-
-def _sweep(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    lam2s = {"smoke": SMOKE_LAMBDA2, "quick": QUICK_LAMBDA2}.get(profile, PAPER_LAMBDA2)
-    s = PROFILE_SETTINGS[profile]
-    return [SyntheticSpec(experiment="fig2", loss=loss, lambda_kind="bimodal", lam1=5.0, lam2=lam2, seed=seed, **s)
-            for seed in range(n_seeds) for lam2 in lam2s for loss in LOSSES]
-
-
-def _linear(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    s = PROFILE_SETTINGS[profile]
-    return [SyntheticSpec(experiment="fig2-linear", loss="aninfonce", lambda_kind="linear", lam1=5.0, lam2=25.0,
-                          seed=seed, **s) for seed in range(n_seeds)]
-
 
 # ---------------------------------------------------------------- claims
 # Margins set from the science before any quick run: R^2 >= 0.85 is "kept"
@@ -230,7 +191,7 @@ LINEAR_CLAIMS = (
 
 
 # ---------------------------------------------------------------- figures
-def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_fig2(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "fig2", "no Figure 2 results yet")
     held = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]  # R^2 panels show held-out R^2
@@ -258,7 +219,7 @@ def plot_fig2(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
 
 
 def _panel_a(ax, df: pd.DataFrame) -> bool:
-    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(all_experiments()["fig2"], df))
+    ringed = r2_groups_against(ax, df, LOSSES, unsettled=unsettled_runs(FIG2, df))
     ax.set_xticks(swept(df), [f"{v:g}" for v in swept(df)])
     ax.minorticks_off()
     ax.set(xlabel="Λ2 (concentration of the content dims)", ylabel="R² at the end of training", ylim=(-0.05, 1.05),
@@ -295,8 +256,7 @@ def _panel_d(ax, df: pd.DataFrame, legend_loc: str = "best") -> None:
     if df.empty:
         return
     spec = df.iloc[0]
-    true = SyntheticSpec(experiment="x", lambda_kind=spec["lambda_kind"], lam1=float(spec["lam1"]), lam2=float(spec["lam2"]),
-                         d=int(spec["d"])).true_lambda().numpy()
+    true = precision_preset(spec["lambda_kind"], int(spec["d"]), float(spec["lam1"]), float(spec["lam2"]))
     # the travel bound: the largest Lambda^ the run's schedule can have reached by each step
     reach = travel_curve(schedule_of(spec))
     steps = np.arange(len(reach))[::50]
@@ -319,7 +279,7 @@ def _legend_handles(ring: bool = False) -> list:
     return handles + ([unsettled_handle()] if ring else [])
 
 
-def plot_linear(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_linear(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "fig2_linear", "no results yet for linearly spaced Λ")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -420,24 +380,19 @@ def _reference_focus(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# measured: quick (the authors' setting, fast path) ~0.15 s/step single-thread, two runs on 2 cores;
-# paper 0.12 s/step on 2 CPU cores (a GPU is much faster: set it after measuring)
-SECONDS_PER_RUN = {"smoke": 1.5, "quick": 10_000 * 0.15, "paper": 100_000 * 0.12}
-
-register(Experiment(
+FIG2 = register(Analysis(
     id="fig2", title="Synthetic: InfoNCE vs AnInfoNCE across Lambda_2", paper_ref="Figure 2 (A-D)", source="recon",
-    runs=_sweep, execute=train_synthetic, plot=plot_fig2, claims=FIG2_CLAIMS, seconds_per_run=SECONDS_PER_RUN,
-    reference=reference_fig2,
+    plot=plot_fig2, claims=FIG2_CLAIMS, reference=reference_fig2, lost=lost_directions, deviations_note=SEE_AUTHORS,
     notes="Data process, encoder, AnInfoNCE, optimiser: [code]. Swept Lambda_2 values and InfoNCE baselines "
           "(learned scalar / tau 1 / tau 0.1): [recon]. Quick: the authors' model and optimiser for 10k of their "
           "~100k steps, Lambda_2 in {5, 25, 100} (no compressed schedule was admitted; see `calibration`), so its "
           "verdicts say where training stands at 10k steps.",
     settle_metric="loss_eval",
 ))
-register(Experiment(
+register(Analysis(
     id="fig2-linear", title="Synthetic: learned Lambda^ and MCC for linearly spaced Lambda", paper_ref="authors' README run 2",
-    source="code", runs=_linear, execute=train_synthetic, plot=plot_linear, claims=LINEAR_CLAIMS,
-    seconds_per_run=SECONDS_PER_RUN, reference=reference_linear,
+    source="code", plot=plot_linear, claims=LINEAR_CLAIMS, reference=reference_linear, lost=lost_directions,
+    deviations_note=SEE_AUTHORS,
     notes="Lambda = linspace(5, 25, 10) [code]; quick: the authors' model and optimiser for 10k steps, as fig2.",
     settle_metric="loss_eval",
 ))

@@ -8,7 +8,7 @@ each other ("augmentation overlap" missing).
 Drawn from the code's own sampler (:func:`aninfonce.latents.sample_positive`,
 the rejection sampler of docs/PROTOCOL.md §2 with Lambda = kappa * I) on the
 circle S^1 and the sphere S^2, with a few evenly spread anchors [recon: the
-paper's drawing is not available]. ``execute`` measures the overlap that the
+paper's drawing is not available]. The study measures the overlap that the
 drawing shows, so a claim can check it:
 
     overlap(kappa) = fraction of positives z+ ~ p(. | z_a) whose nearest
@@ -22,59 +22,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import claims as C
-from ..latents import sample_positive
-from ..plots import no_data, run_caption, save
-from ..registry import Claim, ClaimResult, Experiment, register
-from ..specs import OverlapSpec
+from ..plots import empty_panel, no_data, run_caption, save
+from ..registry import Analysis, Claim, ClaimResult, register
 
 KAPPAS = (5.0, 25.0, 100.0, 400.0)  # [recon] the style (5) and content (25) precisions of Figure 2, then larger
 SMALL, LARGE = KAPPAS[0], KAPPAS[-1]  # the two conditionals the schematic draws
-SAMPLES = {"paper": 20_000, "quick": 20_000, "smoke": 500}  # positives per anchor for the statistic
 DRAW_SAMPLES = 150  # positives per anchor in the drawing
-
-
-def anchors(d: int) -> torch.Tensor:
-    """6 anchors 60 degrees apart on the circle, or the 6 octahedron vertices on S^2."""
-    if d == 2:
-        t = torch.arange(6, dtype=torch.float64) * (2 * math.pi / 6)
-        return torch.stack([t.cos(), t.sin()], 1).float()
-    if d == 3:
-        eye = torch.eye(3)
-        return torch.cat([eye, -eye])
-    raise ValueError(f"the schematic lives on the circle (d = 2) or the sphere (d = 3), got d = {d}")
-
-
-def positives(d: int, kappa: float, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n positives of every anchor (shape anchors x n x d) from the code's sampler."""
-    a = anchors(d)
-    gen = torch.Generator().manual_seed(seed)
-    z = a.repeat_interleave(n, 0)
-    zp = sample_positive(z, torch.full((d,), float(kappa)), gen)
-    return a, zp.view(len(a), n, d)
-
-
-def execute_overlap(spec: OverlapSpec, ctx: Any) -> list[dict[str, Any]]:
-    a, zp = positives(spec.d, spec.kappa, spec.samples, spec.seed)
-    nearest = torch.cdist(zp.reshape(-1, spec.d), a).argmin(1).view(len(a), -1)
-    own = torch.arange(len(a))[:, None]
-    overlap = (nearest != own).float().mean()
-    # mean angle between anchor and positive, to read the concentration in degrees
-    angle = torch.rad2deg(torch.acos((zp * a[:, None]).sum(-1).clamp(-1, 1))).mean()
-    return [{"step": 0, "metric": "overlap", "value": float(overlap)},
-            {"step": 0, "metric": "angle_deg", "value": float(angle)}]
-
-
-def _runs(profile: str, n_seeds: int) -> list[OverlapSpec]:
-    return [OverlapSpec(experiment="fig5", d=d, kappa=k, samples=SAMPLES[profile], seed=seed)
-            for seed in range(n_seeds) for d in (2, 3) for k in KAPPAS]
 
 
 def _overlap(df: pd.DataFrame, d: int) -> pd.Series:
@@ -121,15 +80,31 @@ CLAIMS = (
 ANCHOR_COLORS = plt.cm.tab10(np.arange(6))
 
 
-def plot_fig5(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
-    """The drawing samples the code's sampler afresh (fixed seed, a few hundred
-    points: a schematic, not a result); panel E plots the CSV's overlap."""
+def drawn_points(df: pd.DataFrame, runs: Path | None, d: int, kappa: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(anchors, positives per anchor) the seed-0 run at (d, kappa) drew for the schematic and wrote beside
+    its rows (``<run key>.points.npz``); None when it did not."""
+    sel = df[(df["seed"].astype(int) == 0) & (df["d"].astype(int) == d) & np.isclose(df["kappa"].astype(float), kappa)]
+    for key in sel["run_key"].astype(str).unique():
+        where = Path(runs) / f"{key}.points.npz" if runs is not None else None
+        if where is not None and where.exists():
+            with np.load(where, allow_pickle=False) as f:
+                return f["anchors"], f["positives"]
+    return None
+
+
+def plot_fig5(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
+    """The drawing shows the points the seed-0 runs at the smallest and largest kappa drew from the code's
+    sampler (fixed seed, a few hundred points: a schematic, not a result); panel E plots the CSV's overlap."""
     if df.empty:
         return no_data(out, "fig5", "no Figure 5 results yet")
     fig = plt.figure(figsize=(19, 4.2))
     for i, kappa in enumerate((SMALL, LARGE)):
         ax = fig.add_subplot(1, 5, 1 + i)
-        a, zp = positives(2, kappa, DRAW_SAMPLES, seed=0)
+        drawn = drawn_points(df, runs, 2, kappa)
+        if drawn is None:
+            empty_panel(ax, f"{'AB'[i]}  circle, κ = {kappa:g}", "no drawn points stored (rerun fig5)")
+            continue
+        a, zp = drawn
         t = np.linspace(0, 2 * np.pi, 200)
         ax.plot(np.cos(t), np.sin(t), color="0.8", lw=1, zorder=0)
         for k in range(len(a)):
@@ -138,7 +113,11 @@ def plot_fig5(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
         ax.set(aspect="equal", xticks=[], yticks=[], title=f"{'AB'[i]}  circle, κ = {kappa:g}")
     for i, kappa in enumerate((SMALL, LARGE)):
         ax = fig.add_subplot(1, 5, 3 + i, projection="3d")
-        a, zp = positives(3, kappa, DRAW_SAMPLES, seed=0)
+        drawn = drawn_points(df, runs, 3, kappa)
+        if drawn is None:
+            empty_panel(ax, f"{'CD'[i]}  sphere, κ = {kappa:g}", "no drawn points stored (rerun fig5)")
+            continue
+        a, zp = drawn
         u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 30), np.linspace(0, np.pi, 15))
         ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", lw=0.4)
         for k in range(len(a)):
@@ -171,12 +150,12 @@ def reference_fig5(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-register(Experiment(
+register(Analysis(
     id="fig5", title="Schematic: augmentation overlap vanishes at large concentration", paper_ref="Figure 5",
-    source="recon", runs=_runs, execute=execute_overlap, plot=plot_fig5, claims=CLAIMS, reference=reference_fig5,
-    seconds_per_run={"smoke": 0.1, "quick": 0.5, "paper": 0.5},
+    source="recon", plot=plot_fig5, claims=CLAIMS, reference=reference_fig5,
     notes="Sampler [code] (Gaussian step of precision κ per dim, rejection band 0.1, projection), Λ = κ I. Drawing and "
           "statistic [recon]: 6 anchors (circle: 60° apart; sphere: octahedron vertices, 90° apart); overlap = "
           "fraction of an anchor's positives whose nearest anchor is another one, 20,000 positives per anchor. "
-          "The drawn points are sampled afresh at plot time with a fixed seed; the overlap curve comes from the CSV.",
+          "The drawn points are sampled with a fixed seed by the seed-0 runs and stored beside their rows; the overlap "
+          "curve comes from the CSV.",
 ))

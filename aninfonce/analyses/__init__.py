@@ -1,5 +1,8 @@
-"""One module per paper artefact; importing a module registers its entries,
-in the order of the paper (the report and --list follow it)."""
+"""The reading half of each paper artefact (no torch): its claims with their
+judging policy, its figure, reference table and report text. Importing a
+module registers its analyses, in the order of the paper (the report and
+--list follow it); the runs are :mod:`aninfonce.studies`, one module per
+artefact of the same name."""
 
 # isort: off
 from . import fig2  # noqa: F401

@@ -33,50 +33,14 @@ from matplotlib.ticker import NullFormatter
 from ..schedules import schedule_phrase
 from .. import claims as C
 from ..frames import final_step, indexed_metric, metric
-from ..metrics import HELD_OUT
+from ..protocols import HELD_OUT
 from ..plots import hollow_unsettled, no_data, run_caption, save, seed_markers, unsettled_handle
-from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
-from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
+from ..registry import Analysis, Claim, ClaimResult, register
 from ..verdicts import unsettled_runs
+from .common import SEE_AUTHORS, lost_directions
 
 FOCUS_D = 10  # sweep B's dimension [code: the authors' d]
 KAPPA_PER_D = 2.5  # sweep A: kappa = 2.5 d, so d / kappa = 0.4 at every d [recon]
-
-# [recon] swept values; the paper's are not known. d = 5..20 spans "easy" to
-# "hard" at our budget; kappa = 10..400 spans the style (5) and content (25)
-# precisions of Figure 2 up to a conditional whose views barely differ (the
-# authors' code draws e with std 1/sqrt(kappa): 0.05 per dim at 400).
-GRIDS: dict[str, dict] = {
-    "paper": dict(dims=(5, 10, 20, 40), kappas=(10.0, 25.0, 100.0, 400.0, 1000.0), batches=(256, 1000, 4096)),
-    # batches [recon]: 64 vs 256 (512 was planned; cut when the shared 2 cores were oversubscribed)
-    "quick": dict(dims=(5, 10, 20), kappas=(10.0, 25.0, 100.0, 400.0), batches=(64, 256)),
-    "smoke": dict(dims=(5, 10), kappas=(25.0, 100.0), batches=(32, 64)),
-}
-PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict({k: v for k, v in AUTHORS_SETTING.items() if k != "batch"}, steps=100_000, eval_every=5000,
-                  fast=True),  # [code] optimiser and length, fused float32 path
-    # the authors' model and optimiser (batch is the swept variable), 10k steps, as fig2 quick.
-    # At their Lambda^ lr 1e-3 Adam moves Lambda^ by ~1e-3 a step, so in 10k steps it reaches ~10, not kappa:
-    # panel C shows how far it got
-    "quick": dict({k: v for k, v in AUTHORS_SETTING.items() if k != "batch"}, steps=10_000, eval_every=1000,
-                  fast=True),
-    "smoke": dict(steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
-}
-
-
-def points(profile: str) -> list[tuple[int, float]]:
-    """(d, kappa) of both sweeps, the shared point once."""
-    g = GRIDS[profile]
-    pts = [(d, KAPPA_PER_D * d) for d in g["dims"]] + [(FOCUS_D, k) for k in g["kappas"]]
-    return list(dict.fromkeys(pts))
-
-
-def _runs(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    g, s = GRIDS[profile], PROFILE_SETTINGS[profile]
-    return [SyntheticSpec(experiment="fig4", loss="aninfonce", lambda_kind="isotropic", lam2=float(kappa), d=d,
-                          batch=batch, seed=seed, **s)
-            for seed in range(n_seeds) for batch in g["batches"] for d, kappa in points(profile)]
-
 
 def sweep_a(df: pd.DataFrame) -> pd.DataFrame:
     return df[np.isclose(df["lam2"].astype(float), KAPPA_PER_D * df["d"].astype(float))]
@@ -147,7 +111,7 @@ CLAIMS = (
 BATCH_CMAP = plt.cm.plasma
 
 
-def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_fig4(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "fig4", "no Figure 4 results yet")
     df = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]
@@ -156,7 +120,7 @@ def plot_fig4(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     several = df["seed"].nunique() > 1  # then each seed is drawn beside the mean (plots.seed_markers)
     # hollow: a run at that point had not settled (its end value is still on its way), as in fig2 / hardneg
-    unsettled, ringed = unsettled_runs(all_experiments()["fig4"], df), False
+    unsettled, ringed = unsettled_runs(FIG4, df), False
     for batch in batches:
         a, b = _curve(sweep_a(df), "d", batch), _curve(sweep_b(df), "lam2", batch)
         axes[0].plot(a.index, a.values, "o-", color=colors[batch], label=f"batch {batch}")
@@ -209,15 +173,15 @@ def reference_fig4(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-register(Experiment(
+FIG4 = register(Analysis(
     id="fig4", title="Synthetic: R^2 vs latent dimension and concentration, per batch size", paper_ref="Figure 4 (A, B)",
-    source="recon", runs=_runs, execute=train_synthetic, plot=plot_fig4, claims=CLAIMS, reference=reference_fig4,
-    seconds_per_run={"smoke": 1.0, "quick": 10_000 * 0.06, "paper": 100_000 * 0.2},
+    source="recon", plot=plot_fig4, claims=CLAIMS, reference=reference_fig4, lost=lost_directions,
+    deviations_note=SEE_AUTHORS,
     notes="AnInfoNCE, data process and encoder as Figure 2 [code]. [recon]: isotropic conditional Λ = κ I (every dim "
           "content, so R² is over all dims); sweep A holds d/κ = 0.4 (κ = 2.5 d) so only the dimension changes, "
           "d ∈ {5, 10, 20}; sweep B at d = 10, κ ∈ {10, 25, 100, 400}; quick batches {64, 256}. Quick: the authors' model "
           "and optimiser for 10k steps; at their Λ̂ lr (1e-3) Λ̂ climbs ~1e-3 a step, so it cannot reach κ ≥ 25 in "
           "10k steps: panel C shows how far it got, because an R² drop with a Λ̂ far below κ is an optimisation "
           "budget effect.",
-    settle_metric="loss_eval", swept=("batch",),
+    settle_metric="loss_eval",
 ))

@@ -31,12 +31,11 @@ from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
 from ..frames import final_step, indexed_metric, metric
-from ..metrics import HELD_OUT
+from ..protocols import HELD_OUT
 from ..plots import no_data, run_caption, save
-from ..registry import Claim, ClaimResult, Experiment, all_experiments, register
-from ..trainers.ensemble import EnsembleSpec, train_ensemble
-from ..trainers.synthetic import AUTHORS_SETTING
+from ..registry import Analysis, Claim, ClaimResult, register
 from ..verdicts import unsettled_runs
+from .common import SEE_AUTHORS, lost_directions
 
 D = 10
 STRONG, WEAK = 5.0, 25.0  # [code] Figure 2's style / content precisions
@@ -63,24 +62,6 @@ DESIGNS: dict[str, tuple[int, ...]] = {
 }
 FULL, PAIR = "t0+t1+t2+t3", "t0+t1"
 SINGLES = tuple(f"t{k}" for k in range(N_TERMS))
-
-PROFILE_SETTINGS: dict[str, dict] = {
-    "paper": dict(batch=1000, steps=100_000, eval_every=5000, lr_f=1e-4, lr_metric=1e-3),  # [code] per term
-    # the authors' model and optimiser (1000 pairs per term), 10k steps, as fig2 quick; the
-    # plain float32 path (an ensemble has no fused one). The 4-term run draws 4000 pairs a step
-    "quick": dict(AUTHORS_SETTING, steps=10_000, eval_every=1000),
-    "smoke": dict(batch=32, steps=40, eval_every=20, widths=(2, 2), eval_samples=512, mixing_draws=500),
-}
-SMOKE_DESIGNS = ("t0", FULL)
-
-
-def _runs(profile: str, n_seeds: int) -> list[EnsembleSpec]:
-    names = SMOKE_DESIGNS if profile == "smoke" else tuple(DESIGNS)
-    return [EnsembleSpec(experiment="ensemble", loss="aninfonce", lambda_kind="bimodal", d=D,
-                         terms=tuple(term_precision(k) for k in DESIGNS[name]), terms_used=name, seed=seed,
-                         **PROFILE_SETTINGS[profile])
-            for seed in range(n_seeds) for name in names]
-
 
 def _final(df: pd.DataFrame, name: str, design: str) -> float:
     return C.final_value(df, name, protocol=None if name == "mcc" else HELD_OUT, terms_used=design)
@@ -147,7 +128,7 @@ DESIGN_COLORS = {**{s: c for s, c in zip(SINGLES, plt.cm.Greys(np.linspace(0.4, 
                  PAIR: "#2471a3", FULL: "#c0392b"}
 
 
-def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot_ensemble(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     if df.empty:
         return no_data(out, "ensemble", "no ensemble results yet")
     designs = [d for d in DESIGNS if d in set(df["terms_used"])]
@@ -163,7 +144,7 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
     mccs = [_final(df, "mcc", d) for d in designs]
     r2s = [_final(df, "r2_all", d) for d in designs]
     # hollow: a run of that design had not settled (its end value is still on its way), as fig2's points
-    unsettled = unsettled_runs(all_experiments()["ensemble"], df)
+    unsettled = unsettled_runs(ENSEMBLE, df)
     moving = [bool(set(C.select(df, terms_used=d)["run_key"].astype(str)) & unsettled) for d in designs]
     for shift, values, alpha in ((-0.2, r2s, 0.45), (0.2, mccs, 1.0)):
         for xi, (v, d, m) in enumerate(zip(values, designs, moving)):
@@ -209,14 +190,10 @@ def reference_ensemble(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-register(Experiment(
+ENSEMBLE = register(Analysis(
     id="ensemble", title="Synthetic: a sum of AnInfoNCE terms on different conditionals, one encoder",
-    paper_ref="Corollary 3.2", source="recon", runs=_runs, execute=train_ensemble, plot=plot_ensemble, claims=CLAIMS,
-    reference=reference_ensemble,
-    # per term: each term draws and encodes its own 1000 pairs a step, so a run costs its number of terms
-    # (quick: one term alone took 39-42 min on a core shared with one other run, ~0.25 s a step)
-    seconds_per_run={"smoke": 2.0, "quick": 10_000 * 0.25, "paper": 100_000 * 0.3},
-    run_cost=lambda spec, profile: len(spec.terms),
+    paper_ref="Corollary 3.2", source="recon", plot=plot_ensemble, claims=CLAIMS, reference=reference_ensemble,
+    lost=lost_directions, deviations_note=SEE_AUTHORS,
     notes="Formula [recon] (the paper's is not available): L_ens = Σ_k L_AnInfoNCE(f, Λ̂_k; pairs from p_k), one "
           "encoder f shared by all terms, one learned diagonal Λ̂_k per term, each term's negatives from its own batch "
           "of N pairs; p_k is the conditional of docs/PROTOCOL.md §2 with precision Λ_k. Design [recon]: d = 10; term k changes "

@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..data.augment import augment_config
-from ..trainers.simclr import ImageSSLSpec
+from ..specs import ImageSSLSpec, augment_config
 
 QUOTE = "the paper's CIFAR10 baseline as a third party quotes it"
 SIMCLR = "SimCLR (Chen et al. 2020)"

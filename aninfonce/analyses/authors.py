@@ -22,46 +22,22 @@ from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
 from ..frames import indexed_metric, metric
-from ..metrics import SAME_SAMPLE
+from ..protocols import SAME_SAMPLE
 from ..plots import LOSS_COLORS, no_data, run_caption, save
 from ..reference import COLUMNS, LOGGED, authors_series, reference_runs
-from ..registry import Claim, ClaimResult, Experiment, register
-from ..trainers.synthetic import AUTHORS_SETTING, SyntheticSpec, train_synthetic
+from ..registry import Analysis, Claim, ClaimResult, register
+from ..specs import AUTHORS_SETTING
+from .common import SEE_AUTHORS, lost_directions
 from .fig2 import BLOCK_LEAK, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
 
 # [code] the authors' setting: README runs 1 and 2 of brendel-group/AnInfoNCE
 SETTINGS = {"bimodal-25-5": "bimodal", "linear-5-25": "linear"}
 AUTHORS = dict(loss="aninfonce", lam1=5.0, lam2=25.0, eval_samples=4096, authors_quirk=True, **AUTHORS_SETTING)
-# steps per profile and setting: paper = the length of the authors' logs
-STEPS = {"paper": {"bimodal-25-5": 118_250, "linear-5-25": 102_250},
-         "quick": {"bimodal-25-5": 10_000, "linear-5-25": 10_000},
-         "smoke": {"bimodal-25-5": 40, "linear-5-25": 40}}
 SMOKE = dict(batch=64, widths=(2, 2), eval_samples=512, mixing_draws=500)
 
 
 def setting_of(lambda_kind: str) -> str:
     return {v: k for k, v in SETTINGS.items()}[lambda_kind]
-
-
-# Draws: `--seeds N` runs N seeds of the bimodal setting and at most LINEAR_SEEDS of the linear one.
-# The plan, written before the draws ran: 10 bimodal draws (seeds 0-9) hold the trajectory rule and the
-# "slower than theirs?" test with intervals from 9 runs instead of 2; the linear seeds 0-5 pair with the
-# bimodal ones to test whether a seed (which sets the mixing g, the initialisation and the data in both
-# settings alike) ranks the same way in both settings (`shared_variation`).
-LINEAR_SEEDS = 6
-DEFAULT_SEEDS = 3
-
-
-def runs(profile: str, n_seeds: int) -> list[SyntheticSpec]:
-    """Every 250 steps an evaluation, as in the logs. ``fast`` (fused Adam and
-    the fused form of the authors' loss) is the numerics of these runs."""
-    extra = SMOKE if profile == "smoke" else {}
-    cadence = 20 if profile == "smoke" else 250
-    seeds = range(max(n_seeds, 1 if profile == "smoke" else DEFAULT_SEEDS))
-    return [SyntheticSpec(experiment="authors-logs", lambda_kind=kind, steps=STEPS[profile][name],
-                          eval_every=cadence, seed=seed, fast=True, **{**AUTHORS, **extra})
-            for seed in seeds for name, kind in SETTINGS.items()
-            if kind == "bimodal" or seed < LINEAR_SEEDS]
 
 
 # ---------------------------------------------------------------- trajectories
@@ -294,7 +270,7 @@ CLAIMS = (
 
 
 # ---------------------------------------------------------------- figure and table
-def plot(df: pd.DataFrame, out: Path, profile: str) -> list[Path]:
+def plot(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
     """Our trajectory (each seed thin, the mean thick) over the authors' (black)
     for loss, R^2, MCC and the sorted Lambda^, one row per setting."""
     if df.empty:
@@ -420,11 +396,10 @@ def reference_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-register(Experiment(
+register(Analysis(
     id="authors-logs", title="The authors' two logged runs at their exact setting", paper_ref="authors' logs (README runs 1, 2)",
-    source="code", runs=runs, execute=train_synthetic, plot=plot, claims=CLAIMS, reference=reference_table,
-    # measured on 2 cores, two single-thread runs at a time: 34-47 min a run (0.2-0.28 s a step)
-    seconds_per_run={"smoke": 2.0, "quick": 10_000 * 0.2, "paper": 110_000 * 0.2},
+    source="code", plot=plot, claims=CLAIMS, reference=reference_table, lost=lost_directions,
+    deviations_note=SEE_AUTHORS,
     notes="Everything [code]: encoder, optimiser, batch 1000, the authors' loss form, evaluation on 4096 samples "
           "fitted and scored on the same (plus held-out). Numerics: fused Adam and the fused loss (`fast`).",
 ))
