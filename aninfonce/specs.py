@@ -110,8 +110,11 @@ def precision_preset(kind: str, d: int, lam1: float = 5.0, lam2: float = 25.0) -
     if kind == "bimodal":
         half = d // 2
         return np.array([lam2] * half + [lam1] * (d - half), dtype=np.float32)
-    if kind == "linear":
-        return np.linspace(float(lam1), float(lam2), d).astype(np.float32)
+    if kind == "linear":  # torch.linspace's float32 values (to the bit for the grids' d = 10): the first
+        # half stepped up from lam1, the rest down from lam2, each with one rounding as torch's fused multiply-add
+        step = np.float64(np.float32(np.float32(lam2) - np.float32(lam1)) / np.float32(max(d - 1, 1)))
+        return np.array([np.float32(lam1 + step * i) if i < d // 2 else np.float32(lam2 - step * (d - 1 - i))
+                         for i in range(d)], dtype=np.float32)
     if kind == "isotropic":
         return np.full(d, float(lam2), dtype=np.float32)
     raise ValueError(f"unknown Lambda preset {kind!r}; choose bimodal, linear or isotropic")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -115,3 +116,13 @@ def test_adaptive_rejection_rounds_draw_the_same_conditional_in_few_rounds():
         se = (d_fixed.var() / len(z)).sqrt() * 2 ** 0.5
         assert abs(d_fixed.mean() - d_adapt.mean()) < 4 * se
     assert torch.allclose(zp_adapt.norm(dim=1), torch.ones(len(z)))
+
+
+def test_the_figures_numpy_precision_is_the_trainers_to_the_bit():
+    """specs.precision_preset (numpy, for the figures) gives the float32 values latents.lambda_preset
+    (torch, for the trainers) draws with, for every preset and range the studies use (d = 10)."""
+    from aninfonce.specs import precision_preset
+
+    for kind in ("bimodal", "linear", "isotropic"):
+        for d, lo, hi in ((10, 5.0, 25.0), (10, 5.0, 50.0), (10, 5.0, 200.0), (10, 5.0, 5.0), (5, 5.0, 12.5)):
+            assert np.array_equal(precision_preset(kind, d, lo, hi), lambda_preset(kind, d, lo, hi).numpy())
