@@ -38,7 +38,7 @@ from aninfonce.data import images as D  # noqa: E402
 from aninfonce.data.augment import draw_params  # noqa: E402
 from aninfonce.data.device_augment import photometric  # noqa: E402
 from aninfonce.data import views as V  # noqa: E402
-from aninfonce.analyses.tables import PROFILE_SETTINGS  # noqa: E402
+from aninfonce.analyses.recipes import PROFILE_SETTINGS  # noqa: E402
 from aninfonce.studies.tables import SECONDS_PER_RUN  # noqa: E402
 from aninfonce.trainers.simclr import ImageSSLSpec  # noqa: E402
 from aninfonce.trainers.simclr.distributed import image_ssl_loss  # noqa: E402

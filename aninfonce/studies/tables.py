@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analyses.tables import PROFILE_SETTINGS
+from ..analyses.recipes import PROFILE_SETTINGS
 from ..data import DatasetMissing
 from ..registry import Study, register
 from ..specs import IMAGE_LOSSES as LOSSES
