@@ -22,7 +22,6 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 
 from .errors import UserError
 
@@ -38,6 +37,13 @@ PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "torch", "numpy", "sklearn", "d
 
 class CorruptResults(UserError, RuntimeError):
     """A results CSV that cannot be read or lacks the core columns."""
+
+
+def _lock(path: str):
+    """The writers' file lock (filelock, imported here: reading results needs only pandas)."""
+    from filelock import FileLock
+
+    return FileLock(path)
 
 
 def csv_path(results_dir: Path, profile: str, experiment: str) -> Path:
@@ -253,7 +259,7 @@ def refresh_export(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:
     trusted run files (``df, bad = read_runs(path)``). Returns whether it was rebuilt."""
     if export_is_current(path, df, bad):
         return False
-    with FileLock(str(path) + ".lock"):
+    with _lock(str(path) + ".lock"):
         export_csv(path, bad)
     return True
 
@@ -343,7 +349,7 @@ def _append_run(path: Path, rows: list[dict[str, Any]]) -> None:
     key = str(new["run_key"].iloc[0])
     front = [c for c in CORE_COLUMNS if c in new.columns]
     new = new[front + [c for c in new.columns if c not in front]]
-    with FileLock(str(path) + ".lock"):
+    with _lock(str(path) + ".lock"):
         migrate_index(path)
         old = _record_of(path, key, {})
         _write_run(path, key, new, old["seq"] if old and "seq" in old else _next_seq(path))
@@ -360,7 +366,7 @@ def adopt_runs(src: Path, dst: Path, keys: set[str] | None = None) -> list[str]:
     df, bad = read_runs(src)
     wanted = [k for k in df["run_key"].astype(str).drop_duplicates() if k not in bad and (keys is None or k in keys)]
     added = []
-    with FileLock(str(dst) + ".lock"):
+    with _lock(str(dst) + ".lock"):
         migrate_index(dst)
         for key in wanted:
             if run_is_done(dst, key):

@@ -22,7 +22,7 @@ READING = ("aninfonce.cli", "aninfonce.analyses", "aninfonce.report", "aninfonce
 PRODUCING = ("aninfonce.runner", "aninfonce.executors", "aninfonce.speed", "aninfonce.trainers", "aninfonce.studies",
              "aninfonce.torchrun", "aninfonce.slurm", "aninfonce.latents", "aninfonce.losses", "aninfonce.nets",
              "aninfonce.metrics", "aninfonce.data.mnist", "aninfonce.data.images", "aninfonce.data.augment")
-HEAVY = ("torch", "torchvision", "sklearn", "submitit")
+HEAVY = ("torch", "torchvision", "sklearn", "submitit", "tqdm", "filelock")  # the project's other dependencies
 
 
 def _graph(top_level_only: bool = False) -> nx.DiGraph:
@@ -97,7 +97,8 @@ def test_analyses_never_import_studies():
 
 def test_plot_only_and_check_load_no_torch(tmp_path):
     """A real process: the CLI's reading path, with every analysis registered and the report, verdicts and
-    manifests imported, leaves torch, sklearn, the trainers, the runner and the speed module unloaded."""
+    manifests imported, loads none of the project's dependencies but numpy, pandas, matplotlib, seaborn and
+    scipy, and none of the trainers, the runner, the executors or the speed module."""
     code = ("import sys; from aninfonce import cli, report, manifest, verdicts; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in %r or m.startswith(%r)); print(bad)"
             % (HEAVY, PRODUCING))
