@@ -2,6 +2,7 @@
 VAE artefact trained once and reused, and a smoke run of the whole figure."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,13 @@ def test_smoke_fig3_end_to_end(tmp_path, mnist_root, capsys):
     assert main(argv) == 0  # second run: every run cached
     assert "finished" not in capsys.readouterr().out
     assert (res / "smoke" / "fig3.csv").stat().st_mtime_ns == mtime
+    # the generator's grids are a result beside the rows: with the (git-ignored) cache gone, a fresh
+    # --plot-only into a new folder still draws the generator from the results alone
+    (grids,) = (res / "smoke" / "fig3").glob("vae_*.npz")
+    assert grids.stem == Path(df["vae_artifact"].iloc[0]).stem
+    shutil.rmtree(res / ".cache")
+    assert main(["--plot-only", "--profile", "smoke", "--results-dir", str(res), "--figures-dir", str(tmp_path / "f2")]) == 0
+    assert_real_figure(tmp_path / "f2" / "smoke" / "fig3_vae.png")
 
 
 def test_loss_eval_is_the_mean_over_training_size_batches():
