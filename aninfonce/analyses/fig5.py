@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..plots import empty_panel, no_data, run_caption, save
+from ..plots import empty_panel, no_data, run_caption, save, ticks_at
 from ..registry import Analysis, Claim, ClaimResult, register
 
 KAPPAS = (5.0, 25.0, 100.0, 400.0)  # [recon] the style (5) and content (25) precisions of Figure 2, then larger
@@ -131,6 +131,7 @@ def plot_fig5(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = Non
         ax.plot(c.index, c.values, style, color="k", label="circle, 6 anchors 60° apart" if d == 2 else "sphere, 6 anchors 90° apart")
     ax.set(xscale="log", xlabel="concentration κ", ylabel="fraction of positives nearer another anchor",
            title="E  augmentation overlap")
+    ticks_at(ax, df.loc[df["metric"] == "overlap", "kappa"].astype(float))
     ax.legend(fontsize=8)
     fig.suptitle(f"Figure 5 — positive conditionals p(z+ | anchor ★) from the code's sampler (profile: {profile})", y=1.02)
     fig.tight_layout()
