@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .registry import Claim, Experiment
+from .results import PROVENANCE_COLUMNS
 # the settle rules, also read from here by the entries' figures and the report
 from .settle import (  # noqa: F401
     LAMBDA_RANK_FLOOR,
@@ -123,34 +124,54 @@ def _rule(claim: Claim, k: int, n: int) -> bool:
     return k == n if claim.rule in ("all", "pooled") else k > n / 2
 
 
-def _judged_tables(steps: list, by: list[pd.DataFrame]):
+def _judged_tables(steps: list, by: list[pd.DataFrame], shared: dict | None = None, names: list | None = None):
     """For each step of ``steps``: each table of ``by`` cut to its rows up to
     that step (``table[table["step"] <= step]``), or None where the cut holds
     the same rows as at the step before (the table logged nothing in between,
-    so a check on it cannot change and is not run again)."""
+    so a check on it cannot change and is not run again). With ``shared``,
+    the cut of the table named ``names[i]`` with n rows is taken from there
+    (kept there when new): claims reading the same rows are handed the same
+    table at each step, so a helper several of them call can keep its answer
+    (``frames.per_table``)."""
     done = [-1] * len(by)
     for s in steps:
         cuts = []
         for i, table in enumerate(by):
             upto = table["step"] <= s
             n = int(upto.sum())  # the cuts only grow, so the same count is the same rows
-            cuts.append(None if n == done[i] else table[upto])
+            if n == done[i]:
+                cuts.append(None)
+            elif shared is None:
+                cuts.append(table[upto])
+            else:
+                cuts.append(shared.setdefault((names[i], n), None))
+                if cuts[-1] is None:
+                    cuts[-1] = shared[(names[i], n)] = table[upto]
             done[i] = n
         yield s, cuts
 
 
-def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[tuple[int, float, bool]]:
+def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
+             shared: dict | None = None) -> list[tuple[int, float, bool]]:
     """(step, fraction of seeds passing, rule verdict) at each of ``steps`` but
     the last, judged on the rows up to that step: the pooled rows for a
     ``pooled`` rule, else each seed's rows. The table is split by seed once
     (not re-filtered at every step), only the rows the rule reads are judged
     (a seed-wise rule never judges the pooled rows before the last step, whose
     verdict it does not use), and a seed whose rows did not change since the
-    step before keeps its verdict."""
-    tables = [df] if claim.rule == "pooled" else [df[df["seed"] == s] for s in seeds]
+    step before keeps its verdict. ``shared``: cuts shared with the claims
+    reading the same rows (``_judged_tables``)."""
+    names = [None] if claim.rule == "pooled" else seeds
+    if shared is None:
+        tables = [df if name is None else df[df["seed"] == name] for name in names]
+    else:  # each seed's rows split once for every claim that shares them
+        for name in names:
+            if ("seed", name) not in shared:
+                shared[("seed", name)] = df if name is None else df[df["seed"] == name]
+        tables = [shared[("seed", name)] for name in names]
     passed = [False] * len(tables)
     out = []
-    for s, cuts in _judged_tables(steps, tables):
+    for s, cuts in _judged_tables(steps, tables, shared, names):
         for i, cut in enumerate(cuts):
             if cut is not None:
                 passed[i] = bool(_check(claim, cut)[0])
@@ -159,9 +180,11 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[t
     return out
 
 
-def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every") -> Verdict:
+def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every",
+                   shared: dict | None = None) -> Verdict:
     """The claim's verdict on ``df``, re-judged at every logged step (or, with
-    ``judged_steps="final"``, at the last one only) for its history."""
+    ``judged_steps="final"``, at the last one only) for its history;
+    ``shared``: the cuts of ``df`` the claims reading the same rows share."""
     base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule, short=claim.short)
     if df.empty:
         return Verdict(**base, status="NO DATA", measured="no results")
@@ -172,7 +195,7 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: st
     steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
     if judged_steps == "final":
         steps = steps[-1:]
-    history = _history(claim, df, seeds, steps[:-1])
+    history = _history(claim, df, seeds, steps[:-1], shared)
     ok, k, measured, passing = _at_step(claim, df, seeds, final)
     history.append((int(steps[-1]), k / len(seeds), ok))
     since = history[-1][0]
@@ -224,16 +247,29 @@ def shown_rows(exp: Experiment, df: pd.DataFrame, profile: str, speed: str = "ex
     return df[pd.to_numeric(df["seed"]).isin(complete)], f"left out until complete: {note}"
 
 
+def judged_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as the claims read it: without the provenance columns (how,
+    where and when a run was made: no claim compares them) and with each text
+    column a categorical (its text stored once per distinct value). The same
+    rows and values; a selection then copies codes instead of some 40 columns
+    of text, and a comparison or grouping on run key or metric compares
+    codes."""
+    view = df.drop(columns=[c for c in (*PROVENANCE_COLUMNS, "python") if c in df.columns])
+    return view.astype({c: "category" for c in view.columns if pd.api.types.is_string_dtype(view[c].dtype)})
+
+
 def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFrame], profile: str,
                     speed: str = "exact") -> list[Verdict]:
     out = []
     for exp in experiments:
-        df = frames[exp.id]
+        df = judged_table(frames[exp.id])
         note = ""
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
         why_unsettled: dict[frozenset | None, str] = {}
+        # claims reading the same whole runs read one table, cut once at each step for all of them
+        same_read: dict[frozenset, tuple[pd.DataFrame, dict]] = {}
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -248,7 +284,10 @@ def evaluate_claims(experiments: list[Experiment], frames: dict[str, pd.DataFram
             if key is None or key not in why_unsettled:
                 why_unsettled[key] = "; ".join(why for _, why in breaches(exp, read))
             unsettled = why_unsettled[key]
-            v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps)
+            shared = None
+            if key is not None:
+                read, shared = same_read.setdefault(key, (read, {}))
+            v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps, shared)
             if unsettled and v.status in ("PASS", "FAIL"):
                 v = dataclasses.replace(v, status="NOT SETTLED",
                                         measured=f"{v.measured} [training not settled: {unsettled}]")
