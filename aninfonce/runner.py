@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from . import analyses  # noqa: F401  (registers the analyses: their policies go into the manifests)
 from . import manifest, results
+from .provenance import provenance
 from .errors import BadInput, UserError
 from .lifecycle import RunStopped, stop_requested
 from .registry import Study, all_analyses
@@ -258,7 +259,7 @@ def _train_and_record(run: PlannedRun, profile: str, device: torch.device, resul
     train_sps = ctx.train_steps / ctx.train_seconds if ctx.train_seconds > 0 else None  # set by train_loop
     common = {
         "experiment": run.experiment.id, "run_key": run.spec.key, "profile": profile, **run.spec.columns(),
-        **results.provenance(), "device": str(device), "wall_seconds": round(wall, 3),
+        **provenance(), "device": str(device), "wall_seconds": round(wall, 3),
         "steps_per_second": round(steps / wall, 2) if steps else None,
         "train_steps_per_second": round(train_sps, 2) if train_sps else None, "resumes": ctx.resumes,
     }

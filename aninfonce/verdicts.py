@@ -16,18 +16,13 @@ evaluates it the way a reader needs:
   first step from which it never changed again; one that still changed in
   the last fifth of training -- or whose count of passing seeds still did --
   is NOT SETTLED, counted apart from PASS / FAIL;
-- **on settled training**: for an entry that names a ``settle_metric`` (the
-  evaluation loss of the synthetic entries), every run the claim reads
-  (``Claim.reads``; by default every run of the entry) must have
-  moved it by at most ``settle_tol`` over its last fifth of steps (the mean
-  over its last 5 % of steps against the mean over the 5 % ending at 80 %:
-  ``SETTLE_WINDOW``, so evaluation noise does not pass for a trend); otherwise
-  each of its verdicts is NOT SETTLED -- a verdict that has not flipped yet
-  says nothing while training is still under way. An entry whose claims read
-  the learned Lambda^ (Figure 3) also names ``settle_lambda_rel``: the
-  sorted Lambda^ of every run the claim reads must have moved by at most that fraction over its
-  last fifth (each rank against its final value, floored at 1 % of the
-  largest rank: ``LAMBDA_RANK_FLOOR``).
+- **on settled training**: for an entry that names settle rules (a
+  ``settle_metric``, the evaluation loss of the synthetic entries, or
+  ``settle_lambda_rel``, the sorted learned Lambda^), every run the claim
+  reads (``Claim.reads``; by default every run of the entry) must have
+  settled by them (``aninfonce.settle``); otherwise each of its verdicts is
+  NOT SETTLED -- a verdict that has not flipped yet says nothing while
+  training is still under way.
 
 Nothing here trains or reads torch: it reads results tables only.
 """
@@ -42,8 +37,19 @@ import numpy as np
 import pandas as pd
 
 from .registry import Analysis, Claim
+from .results import PROVENANCE_COLUMNS
+# the settle rules, also read from here by the entries' figures and the report
+from .settle import (  # noqa: F401
+    LAMBDA_RANK_FLOOR,
+    SETTLE_WINDOW,
+    SETTLED_FRACTION,
+    breaches,
+    lambda_scale_shape,
+    moving_lambda,
+    moving_runs,
+    unsettled_runs,
+)
 
-SETTLED_FRACTION = 0.8  # a verdict must hold over the last fifth of training
 STATUSES = ("PASS", "FAIL", "NOT SETTLED", "NO DATA")
 
 
@@ -118,34 +124,54 @@ def _rule(claim: Claim, k: int, n: int) -> bool:
     return k == n if claim.rule in ("all", "pooled") else k > n / 2
 
 
-def _judged_tables(steps: list, by: list[pd.DataFrame]):
+def _judged_tables(steps: list, by: list[pd.DataFrame], shared: dict | None = None, names: list | None = None):
     """For each step of ``steps``: each table of ``by`` cut to its rows up to
     that step (``table[table["step"] <= step]``), or None where the cut holds
     the same rows as at the step before (the table logged nothing in between,
-    so a check on it cannot change and is not run again)."""
+    so a check on it cannot change and is not run again). With ``shared``,
+    the cut of the table named ``names[i]`` with n rows is taken from there
+    (kept there when new): claims reading the same rows are handed the same
+    table at each step, so a helper several of them call can keep its answer
+    (``frames.per_table``)."""
     done = [-1] * len(by)
     for s in steps:
         cuts = []
         for i, table in enumerate(by):
             upto = table["step"] <= s
             n = int(upto.sum())  # the cuts only grow, so the same count is the same rows
-            cuts.append(None if n == done[i] else table[upto])
+            if n == done[i]:
+                cuts.append(None)
+            elif shared is None:
+                cuts.append(table[upto])
+            else:
+                cuts.append(shared.setdefault((names[i], n), None))
+                if cuts[-1] is None:
+                    cuts[-1] = shared[(names[i], n)] = table[upto]
             done[i] = n
         yield s, cuts
 
 
-def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[tuple[int, float, bool]]:
+def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
+             shared: dict | None = None) -> list[tuple[int, float, bool]]:
     """(step, fraction of seeds passing, rule verdict) at each of ``steps`` but
     the last, judged on the rows up to that step: the pooled rows for a
     ``pooled`` rule, else each seed's rows. The table is split by seed once
     (not re-filtered at every step), only the rows the rule reads are judged
     (a seed-wise rule never judges the pooled rows before the last step, whose
     verdict it does not use), and a seed whose rows did not change since the
-    step before keeps its verdict."""
-    tables = [df] if claim.rule == "pooled" else [df[df["seed"] == s] for s in seeds]
+    step before keeps its verdict. ``shared``: cuts shared with the claims
+    reading the same rows (``_judged_tables``)."""
+    names = [None] if claim.rule == "pooled" else seeds
+    if shared is None:
+        tables = [df if name is None else df[df["seed"] == name] for name in names]
+    else:  # each seed's rows split once for every claim that shares them
+        for name in names:
+            if ("seed", name) not in shared:
+                shared[("seed", name)] = df if name is None else df[df["seed"] == name]
+        tables = [shared[("seed", name)] for name in names]
     passed = [False] * len(tables)
     out = []
-    for s, cuts in _judged_tables(steps, tables):
+    for s, cuts in _judged_tables(steps, tables, shared, names):
         for i, cut in enumerate(cuts):
             if cut is not None:
                 passed[i] = bool(_check(claim, cut)[0])
@@ -154,9 +180,11 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list) -> list[t
     return out
 
 
-def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every") -> Verdict:
+def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every",
+                   shared: dict | None = None) -> Verdict:
     """The claim's verdict on ``df``, re-judged at every logged step (or, with
-    ``judged_steps="final"``, at the last one only) for its history."""
+    ``judged_steps="final"``, at the last one only) for its history;
+    ``shared``: the cuts of ``df`` the claims reading the same rows share."""
     base = dict(experiment=exp_id, claim=claim.id, text=claim.text, rule=claim.rule, short=claim.short)
     if df.empty:
         return Verdict(**base, status="NO DATA", measured="no results")
@@ -167,7 +195,7 @@ def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: st
     steps = sorted(pd.to_numeric(df["step"]).dropna().unique().tolist())
     if judged_steps == "final":
         steps = steps[-1:]
-    history = _history(claim, df, seeds, steps[:-1])
+    history = _history(claim, df, seeds, steps[:-1], shared)
     ok, k, measured, passing = _at_step(claim, df, seeds, final)
     history.append((int(steps[-1]), k / len(seeds), ok))
     since = history[-1][0]
@@ -219,149 +247,29 @@ def shown_rows(exp: Analysis, df: pd.DataFrame, profile: str, speed: str = "exac
     return df[pd.to_numeric(df["seed"]).isin(complete)], f"left out until complete: {note}"
 
 
-def moving_runs(df: pd.DataFrame, metric: str, tol: float) -> dict[str, float]:
-    """Run key -> how far ``metric`` moved over the run's last fifth of
-    logged steps (window means, ``SETTLE_WINDOW``), for runs where that
-    exceeds ``tol``."""
-    out = {}
-    rows = df[(df["metric"] == metric) & df["protocol"].isna()] if "protocol" in df else df[df["metric"] == metric]
-    for key, run in rows.groupby(rows["run_key"].astype(str)):
-        series = run.groupby(pd.to_numeric(run["step"]))["value"].mean().sort_index()
-        ends = _window_ends(series)
-        if ends is not None and abs(ends[1] - ends[0]) > tol:
-            out[key] = float(ends[1] - ends[0])
-    return out
-
-
-# The settle rules compare the mean over a window of evaluations (the last SETTLE_WINDOW of the run's steps,
-# at least one evaluation) with the mean over the same-length window ending at SETTLED_FRACTION of them.
-# For a trend that is the two points' difference (the windows are the same shape, a fifth apart); for
-# evaluation noise it is smaller by about the square root of the window's evaluations. Comparing two single
-# evaluations, as the rules first did, failed a stationary trace whenever its evaluation-to-evaluation
-# jitter came near the tolerance, at any length of training (Figure 3's linear runs at 20,000 steps: over
-# the last fifth the smallest Lambda^ rank at Lambda^ lr 0.2 wandered 5.3-6.5 and 4.3-7.0, sd 5 % and 14 % of
-# its mean, with no trend; evaluation-to-evaluation changes up to 16 % and 28 %).
-# Changed after those runs, with every verdict it re-judged listed in its commit.
-SETTLE_WINDOW = 0.05
-
-
-def _window_ends(table: pd.DataFrame | pd.Series) -> tuple | None:
-    """(mean over the window ending at SETTLED_FRACTION of the last step, mean
-    over the final window), or None if no evaluation lies at or before that
-    fraction."""
-    steps = table.index.to_numpy(dtype=float)
-    last = steps[-1]
-    cut = SETTLED_FRACTION * last
-    if not (steps <= cut).any():
-        return None
-    width = SETTLE_WINDOW * last
-    end = table[steps > last - width] if (steps > last - width).any() else table.iloc[[-1]]
-    upto = steps <= cut
-    mid = table[upto & (steps > cut - width)]
-    if mid.empty:
-        mid = table[upto].iloc[[-1]]
-    return mid.mean(), end.mean()
-
-
-# A rank's change is measured against its final value, but never against less than this fraction of
-# the run's largest rank: a rank that softplus drives towards zero shrinks geometrically and so changes
-# by a large fraction of itself at any length of training, while a change below 1 % of the top rank is
-# no change to the metric's shape a reader could see in the panel. Stated before the 10-epoch MNIST
-# stand-in runs; the 4-epoch runs fail the rule with or without the floor (11-43 % over
-# the ranks above it).
-LAMBDA_RANK_FLOOR = 0.01
-
-
-def _rank_change(start: np.ndarray, end: np.ndarray) -> float:
-    """The largest change of a rank from ``start`` to ``end``, each against its
-    final value floored at ``LAMBDA_RANK_FLOOR`` of the largest rank."""
-    return float(np.max(np.abs(end - start) / np.maximum(np.abs(end), LAMBDA_RANK_FLOOR * np.max(np.abs(end)))))
-
-
-def moving_lambda(df: pd.DataFrame, rel: float) -> dict[str, float]:
-    """Run key -> the largest relative change of the run's sorted learned
-    Lambda^ (``lambda_hat/i`` or, from the image entries, ``lambda_hat_sorted/i``
-    rows; change / final value, that value floored at ``LAMBDA_RANK_FLOOR`` of
-    the largest rank, over the ranks) over its last fifth of logged steps
-    (window means of each rank, ``SETTLE_WINDOW``), for runs where that
-    exceeds ``rel``."""
-    out = {}
-    lam = df[df["metric"].astype(str).str.match(r"lambda_hat(_sorted)?/")]
-    for key, run in lam.groupby(lam["run_key"].astype(str)):
-        table = run.pivot_table(index=pd.to_numeric(run["step"]), columns="metric", values="value").sort_index()
-        ranks = pd.DataFrame(np.sort(table.to_numpy(), axis=1), index=table.index)  # sorted at each step
-        ends = _window_ends(ranks)
-        if ends is None:
-            continue
-        change = _rank_change(ends[0].to_numpy(), ends[1].to_numpy())
-        if change > rel:
-            out[key] = change
-    return out
-
-
-def lambda_scale_shape(df: pd.DataFrame) -> pd.DataFrame:
-    """A sensitivity check beside the Lambda^ settle rule, never in its place:
-    per run, how far the sorted learned Lambda^ moved over its last fifth,
-    split into its scale (the median, relative to its final value) and its
-    shape (Lambda^ / sum Lambda^, each rank against its final value floored at
-    ``LAMBDA_RANK_FLOOR`` of the largest, the largest change), besides the
-    rule's own number (``moving_lambda``). A learned temperature's scale
-    drifting with a fixed shape breaks the rule without any rank moving
-    relative to the others. Columns: run_key, rule, scale, shape."""
-    out = []
-    lam = df[df["metric"].astype(str).str.match(r"lambda_hat(_sorted)?/")]
-    for key, run in lam.groupby(lam["run_key"].astype(str)):
-        table = run.pivot_table(index=pd.to_numeric(run["step"]), columns="metric", values="value").sort_index()
-        ranks = pd.DataFrame(np.sort(table.to_numpy(), axis=1), index=table.index)
-        shape = ranks.div(ranks.sum(axis=1), axis=0)
-        ends, shape_ends = _window_ends(ranks), _window_ends(shape)
-        if ends is None or shape_ends is None:
-            continue
-        start, end = ends[0].to_numpy(), ends[1].to_numpy()
-        rule = _rank_change(start, end)
-        med0, med1 = float(np.median(start)), float(np.median(end))
-        shape_change = _rank_change(shape_ends[0].to_numpy(), shape_ends[1].to_numpy())
-        out.append({"run_key": key, "rule": rule, "scale": abs(med1 - med0) / abs(med1) if med1 else np.nan,
-                    "shape": shape_change})
-    return pd.DataFrame(out, columns=["run_key", "rule", "scale", "shape"])
-
-
-def _settle_breaches(exp: Analysis, df: pd.DataFrame) -> list[tuple[dict[str, float], str]]:
-    """For each settle rule the entry names and some run breaks: (run key ->
-    how far it moved, why in words)."""
-    if df.empty:
-        return []
-    n_runs = df["run_key"].nunique()
-    out = []
-    if exp.settle_metric:
-        moving = moving_runs(df, exp.settle_metric, exp.settle_tol)
-        if moving:
-            out.append((moving, f"{exp.settle_metric} still moved by more than {exp.settle_tol:g} over the last fifth "
-                                f"in {len(moving)} of {n_runs} runs, by up to {max(moving.values(), key=abs):+.3f}"))
-    if exp.settle_lambda_rel is not None:
-        moving = moving_lambda(df, exp.settle_lambda_rel)
-        if moving:
-            out.append((moving, f"the sorted learned Λ̂ still moved by more than {exp.settle_lambda_rel:.0%} over the "
-                                f"last fifth in {len(moving)} of {n_runs} runs, by up to {max(moving.values()):.0%}"))
-    return out
-
-
-def unsettled_runs(exp: Analysis, df: pd.DataFrame) -> frozenset[str]:
-    """Keys of the runs whose training has not settled by the entry's rules
-    (``settle_metric`` / ``settle_lambda_rel``); empty when it names none."""
-    return frozenset(key for moving, _ in _settle_breaches(exp, df) for key in moving)
+def judged_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as the claims read it: without the provenance columns (how,
+    where and when a run was made: no claim compares them) and with each text
+    column a categorical (its text stored once per distinct value). The same
+    rows and values; a selection then copies codes instead of some 40 columns
+    of text, and a comparison or grouping on run key or metric compares
+    codes."""
+    view = df.drop(columns=[c for c in (*PROVENANCE_COLUMNS, "python") if c in df.columns])
+    return view.astype({c: "category" for c in view.columns if pd.api.types.is_string_dtype(view[c].dtype)})
 
 
 def evaluate_claims(experiments: list[Analysis], frames: dict[str, pd.DataFrame], profile: str,
                     speed: str = "exact") -> list[Verdict]:
     out = []
     for exp in experiments:
-        df = frames[exp.id]
+        df = judged_table(frames[exp.id])
         note = ""
         if exp.judge_whole_grids and not df.empty:
             complete, note = complete_seeds(exp, df, profile, speed)
             df = df[pd.to_numeric(df["seed"]).isin(complete)]
-        breaches: dict[frozenset | None, str] = {}
+        why_unsettled: dict[frozenset | None, str] = {}
+        # claims reading the same whole runs read one table, cut once at each step for all of them
+        same_read: dict[frozenset, tuple[pd.DataFrame, dict]] = {}
         for claim in exp.claims:
             if profile not in claim.profiles:
                 continue
@@ -373,10 +281,13 @@ def evaluate_claims(experiments: list[Analysis], frames: dict[str, pd.DataFrame]
             # claims reading the same whole runs share one settle test (the rows are the same)
             same_rows = claim.reads is None or df.empty or getattr(claim.reads, "whole_runs", False)
             key = frozenset(read["run_key"].astype(str)) if same_rows and not read.empty else None
-            if key is None or key not in breaches:
-                breaches[key] = "; ".join(why for _, why in _settle_breaches(exp, read))
-            unsettled = breaches[key]
-            v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps)
+            if key is None or key not in why_unsettled:
+                why_unsettled[key] = "; ".join(why for _, why in breaches(exp, read))
+            unsettled = why_unsettled[key]
+            shared = None
+            if key is not None:
+                read, shared = same_read.setdefault(key, (read, {}))
+            v = evaluate_claim(exp.id, claim, read, claim.judged_steps or exp.judged_steps, shared)
             if unsettled and v.status in ("PASS", "FAIL"):
                 v = dataclasses.replace(v, status="NOT SETTLED",
                                         measured=f"{v.measured} [training not settled: {unsettled}]")

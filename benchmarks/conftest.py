@@ -16,14 +16,18 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The speed targets these benchmarks check are stated for the 2 CPU cores of the build machines.
 THREADS = int(os.environ.get("ANINFONCE_BENCH_THREADS", "2"))
-torch.set_num_threads(THREADS)
+try:  # the reading benchmarks run where only pandas and matplotlib are installed
+    import torch
+except ImportError:
+    torch = None
+else:
+    torch.set_num_threads(THREADS)
 
 _MEDIANS: dict[str, dict[str, float]] = {}
 
@@ -36,7 +40,7 @@ def compare(benchmark):
 
     def run(group: str, impl: str, fn, rounds: int, warmup: int = 1, **info):
         benchmark.group = group
-        benchmark.extra_info.update(impl=impl, torch_threads=torch.get_num_threads(), **info)
+        benchmark.extra_info.update(impl=impl, torch_threads=torch.get_num_threads() if torch else None, **info)
         result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=warmup)
         stats = getattr(benchmark, "stats", None)
         if stats is not None:  # None under --benchmark-disable

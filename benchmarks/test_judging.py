@@ -49,7 +49,7 @@ def plain_histories(exps, frames) -> dict[str, tuple]:
             if PROFILE not in claim.profiles or df.empty:
                 continue
             read = claim.reads(df) if claim.reads is not None else df
-            verdicts._settle_breaches(exp, read)
+            verdicts.breaches(exp, read)
             if read.empty or verdicts._check(claim, read)[0] is None:
                 continue
             seeds = sorted(pd.to_numeric(read["seed"]).unique().tolist())

@@ -475,3 +475,22 @@ def test_lambda_scale_shape_splits_a_drifting_scale_from_a_moving_shape():
     assert moved.loc["scale", "rule"] > 0.1 and moved.loc["scale", "scale"] > 0.1
     assert moved.loc["scale", "shape"] < 1e-9
     assert moved.loc["shape", "rule"] > 0.1 and moved.loc["shape", "shape"] > 0.1
+
+
+def test_per_table_answers_once_per_table_and_never_for_another():
+    import pandas as pd
+
+    from aninfonce.frames import per_table
+
+    calls = []
+
+    @per_table
+    def rows(df, metric):
+        calls.append(metric)
+        return int((df["metric"] == metric).sum())
+
+    a = pd.DataFrame({"metric": ["x", "x", "y"]})
+    b = pd.DataFrame({"metric": ["x", "x", "y"]})
+    assert rows(a, "x") == 2 and rows(a, "x") == 2 and calls == ["x"]  # the same table: remembered
+    assert rows(b, "x") == 2 and calls == ["x", "x"]  # an equal but other table is asked again
+    assert rows(a, "y") == 1 and calls == ["x", "x", "y"]  # other arguments are asked again

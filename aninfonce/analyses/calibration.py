@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as C
-from ..frames import final_step, indexed_metric, metric
+from ..frames import final_step, indexed_metric, metric, per_table
 from ..plots import no_data, run_caption, save
 from ..reference import authors_series
 from ..registry import Analysis, Claim, ClaimResult, register
@@ -134,6 +134,7 @@ def authors_end(setting: str) -> dict:
             "lambda": np.stack(tail["lambda_sorted"].to_numpy()).mean(0)}
 
 
+@per_table  # the same rows' end state serves every candidate's claims at a step
 def end_state(df: pd.DataFrame) -> pd.DataFrame:
     """Per run at its last step: R^2 (same sample), MCC, sorted Lambda^, the lowest per-dim R^2."""
     rows = []
