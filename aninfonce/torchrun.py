@@ -91,7 +91,7 @@ def run_ranks(runs: list[runner.PlannedRun], profile: str, results_dir: Path, da
               device: str = "auto", backend: str | None = None, show_progress: bool = True,
               log: Callable[[str], None] = print) -> float:
     """The per-rank body of a data-parallel job, the same under torchrun and in each task of a
-    multi-GPU submitit job (aninfonce.executors): join the process group the environment describes
+    multi-GPU submitit job (aninfonce.jobs.rank_job): join the process group the environment describes
     (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK: torchrun sets them, a submitit task
     exports them from SLURM's), then train and evaluate every run not done together with the other
     ranks. Rank 0 appends the rows (through the runner) and drops the checkpoint; the others read the
