@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..lifecycle import RunStopped, stop_requested  # noqa: F401  (RunStopped re-exported)
+from ..lifecycle import RunStopped, stop_requested
 
 
 class TrainingDiverged(UserError, RuntimeError):
