@@ -213,7 +213,7 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     return verdicts, path
 
 
-# --check exit codes (README): 0 every claim PASS and the golden values match;
+# --check exit codes (docs/VERDICTS.md): 0 every claim PASS and the golden values match;
 # 1 a claim FAILs or a golden value moved; 3 nothing failed, but a claim is
 # NOT SETTLED or has no data; 2 a run is damaged or (smoke) missing. Bad input exits 2 (main).
 # Training exits 4 when SIGTERM (SLURM's notice before preemption or the time

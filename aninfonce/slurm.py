@@ -1,9 +1,14 @@
-"""What ``--executor slurm`` asks of the cluster and what it remembers between
-calls: each job's resources (:class:`SlurmResources`), and the record of the
-runs in flight (:class:`InFlight`, a JSON file under the profile's git-ignored
-cache folder), so that a second ``reproduce.py`` call shows what is still
-queued or running instead of submitting it again, gathers what finished, and
-resubmits what failed. The submission itself is in :mod:`aninfonce.executors`."""
+"""``--executor slurm``: runs submitted to a SLURM cluster through submitit,
+and remembered between calls.
+
+- :func:`run_slurm` submits every run that is neither finished nor in flight,
+  one submitit job array per set of resources; the jobs run the bodies of
+  :mod:`aninfonce.jobs`.
+- :class:`SlurmResources`: what each job asks of the cluster.
+- :class:`InFlight`: the record of the runs in flight (a JSON file under the
+  profile's git-ignored cache folder), so that a second ``reproduce.py`` call
+  shows what is still queued or running instead of submitting it again,
+  gathers what finished, and resubmits what failed."""
 
 from __future__ import annotations
 
@@ -12,10 +17,13 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 from .errors import BadInput
-from .runner import PlannedRun, cache_dir
+from .jobs import Job, caught_job, packed_job, raise_first, rank_job
+from .runner import PlannedRun, cache_dir, format_seconds
 
 # how many single-device runs share one GPU by default (one process each): on one
 # H200, 13 processes of the synthetic paper run each kept 86-96 % of a lone
@@ -159,3 +167,144 @@ def ended(state: str) -> bool:
     """Whether a job in ``state`` can still write its run's rows."""
     words = state.upper().split()  # sacct may add a reason: "CANCELLED by 1234"
     return bool(words) and words[0] not in _NOT_ENDED and state.upper() not in _NOT_ENDED
+
+
+def run_slurm(runs: list[PlannedRun], profile: str, device: torch.device | None, results_dir: Path,
+              data_root: Path | None, log: Callable[[str], None] = print, folder: Path | None = None,
+              cluster: str | None = None, slurm_params: dict | None = None,
+              resources: SlurmResources | None = None, wait: bool = True) -> int:
+    """Submit every run that is neither cached nor in flight as one job of a
+    submitit job array (one array per set of resources; single-device GPU runs
+    ``resources.runs_per_gpu`` to a job), record what is in flight under the
+    profile's cache folder (:class:`aninfonce.slurm.InFlight`), and return the
+    number of runs still in flight. A run recorded by an earlier call is
+    shown, not resubmitted, while its job is queued or running; once its job
+    ended its rows are there (gathered) or it failed (named with its log, and
+    submitted again: a run cut off at its time limit resumes from its last
+    checkpoint). ``wait`` blocks until every job ended and raises the first
+    run's error (the Python API's default; the CLI's ``--wait``).
+    ``cluster="local"`` is submitit's local executor (tests)."""
+    import submitit
+
+    resources = resources or SlurmResources(device=device.type if device is not None else "auto")
+    folder = Path(folder or Path(results_dir) / ".cache" / profile / "submitit")
+    book = InFlight(results_dir, profile)
+    done = {r.spec.key for r in runs if r.status == "done"}
+    gathered = [k for k in book.runs if k in done]
+    for key in gathered:
+        log(f"gathered {book.runs.pop(key)['label']} (finished on the cluster)")
+    todo = [r for r in runs if r.status != "done"]
+    recorded = [r for r in todo if r.spec.key in book.runs]
+    states = book.states([r.spec.key for r in recorded])
+    flying = [r for r in recorded if not ended(states[r.spec.key])]
+    in_flight = {r.spec.key for r in flying}
+    for r in recorded:
+        if r.spec.key not in in_flight:  # ended without writing its rows: say where its log is, then submit it again
+            log(f"{r.spec.label()} FAILED on the cluster ({_failure(book, r.spec.key, states[r.spec.key])}); "
+                f"submitting it again")
+            del book.runs[r.spec.key]
+    fresh = [r for r in todo if r.spec.key not in in_flight]
+    submitted = _submit(fresh, profile, results_dir, data_root, folder, cluster, slurm_params, resources, book)
+    book.save()
+    where = submitted[0][0].cluster if submitted else cluster or "slurm"
+    if wait:
+        return _wait(todo, submitted, book, where, folder, log)
+    for executor, array in submitted:
+        n_runs = sum(len(group) for group, _, _ in array)
+        log(f"submitted array {array[0][1].job_id.split('_')[0]}: {n_runs} runs in {len(array)} jobs to "
+            f"{executor.cluster}, each {_asks(array[0][0][0], resources)} (logs in {folder})")
+    for r in flying:
+        entry = book.runs[r.spec.key]
+        log(f"in flight: {r.spec.label()} (job {entry['job_id']}, {states[r.spec.key].lower()}, "
+            f"submitted {entry['submitted']})")
+    if book.runs:
+        log(f"{len(book.runs)} runs in flight on {where} (record: {book.path}); rerun the same command to "
+            f"see them and gather finished ones (`squeue -u $USER` shows the queue)")
+    return len(book.runs)
+
+
+def _asks(run: PlannedRun, resources: SlurmResources) -> str:
+    p = resources.parameters(run)
+    gpus, pack = p.get("gpus_per_node", 0), resources.pack(run)
+    what = f"{gpus} GPU{'s' if gpus != 1 else ''}" + (f" shared by up to {pack} runs" if pack > 1 else "")
+    return f"{what}, {p.get('cpus_per_task', 'default')} CPUs, {p['timeout_min']} min"
+
+
+def _submit(todo: list[PlannedRun], profile: str, results_dir: Path, data_root: Path | None, folder: Path,
+            cluster: str | None, slurm_params: dict | None, resources: SlurmResources, book: InFlight) -> list:
+    """One submitit array per set of resources; returns (executor, [(runs, job, kind)]) per array."""
+    import submitit
+
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for run in todo:
+        groups.setdefault(tuple(sorted(resources.parameters(run).items())), []).append(run)
+    out = []
+    for params, group in groups.items():  # an executor each: its parameters only accumulate
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        executor.update_parameters(**{**dict(params), **(slurm_params or {})})
+        k = resources.pack(group[0])
+        array = []
+        with executor.batch():
+            for i in range(0, len(group), k):
+                chunk = group[i:i + k]
+                jobs = [Job.of(r, profile, torch.device("cuda" if resources.gpus(r) else "cpu"), results_dir,
+                               data_root) for r in chunk]
+                if k > 1:
+                    kind, job = "pack", executor.submit(packed_job, jobs)
+                else:
+                    kind = "ranks" if resources.tasks(chunk[0]) > 1 else "single"
+                    job = executor.submit(rank_job if kind == "ranks" else caught_job, jobs[0])
+                array.append((chunk, job, kind))
+        for chunk, job, kind in array:  # job ids exist once the batch is submitted
+            for r in chunk:
+                book.add(r, job, kind, folder, executor.cluster)
+        out.append((executor, array))
+    return out
+
+
+def _wait(todo: list[PlannedRun], submitted: list, book: InFlight, where: str, folder: Path,
+          log: Callable[[str], None]) -> int:
+    """Block until every job ended (those of an earlier call too), log each run, raise the first error."""
+    n = sum(len(chunk) for _, array in submitted for chunk, _, _ in array)
+    if n:
+        log(f"submitted {n} runs to {where} (logs in {folder})")
+    live = {r.spec.key: job for _, array in submitted for chunk, job, _ in array for r in chunk}
+    errors: list[BaseException] = []
+    for i, r in enumerate(todo, 1):
+        key = r.spec.key
+        job = live.get(key) or book.job(key)  # this call's own job objects know their local processes
+        wall, err = _outcome(job, book.runs[key]["kind"], key)
+        if err is not None:
+            errors.append(err)
+            last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+            log(f"[{i}/{len(todo)}] {r.spec.label()} FAILED (job {job.job_id}, log {job.paths.stderr}): {last[0]}")
+        else:
+            tasks = len(job.results()) if book.runs[key]["kind"] == "ranks" else 1
+            log(f"[{i}/{len(todo)}] {r.spec.label()} finished in {format_seconds(wall)} (job {job.job_id}"
+                f"{f', {tasks} tasks' if tasks > 1 else ''})")
+        del book.runs[key]
+        book.save()
+    raise_first(errors, len(todo))
+    return 0
+
+
+def _outcome(job, kind: str, key: str) -> tuple[float | None, BaseException | None]:
+    """(wall, error) of run ``key`` in ``job``, waiting for the job to end."""
+    try:
+        results = job.results()  # one value per task
+    except Exception as crash:  # the job died (killed, out of memory, timeout): submitit's error
+        return None, crash
+    if kind == "pack":
+        return dict(results[0]).get(key, (None, RuntimeError(f"run {key} is missing from job {job.job_id}")))
+    err = next((e for _, e in results if e is not None), None)
+    return results[0][0], err
+
+
+def _failure(book: InFlight, key: str, state: str) -> str:
+    job = book.job(key)
+    reason = f"job {job.job_id} {state.lower()}"
+    if job.paths.result_pickle.exists():
+        _, err = _outcome(job, book.runs[key]["kind"], key)
+        if err is not None:
+            reason += f": {(str(err).strip().splitlines() or [type(err).__name__])[-1]}"
+    return f"{reason}; log {job.paths.stderr}"

@@ -41,13 +41,17 @@ PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 class _RankContext:
-    """A non-zero rank's view of the run context: it reads the checkpoint rank 0
-    writes but never writes one."""
+    """A non-zero rank's view of the run context (the step loop's
+    :class:`~aninfonce.trainers.loop.RunContext`): it reads the checkpoint rank 0
+    writes but never writes one, and its step counts and timing stay its own
+    (rank 0 reports the run's)."""
 
     def __init__(self, ctx):
         self._ctx = ctx
         self.device, self.data_root, self.artifact_dir = ctx.device, ctx.data_root, ctx.artifact_dir
-        self.train_steps, self.train_seconds = 0, 0.0  # counted by the step loop, reported by rank 0 only
+        self.checkpoint_path = ctx.checkpoint_path
+        self.train_steps, self.train_seconds = 0, 0.0
+        self.interval = None
 
     def load_checkpoint(self):
         return self._ctx.load_checkpoint()
@@ -60,6 +64,12 @@ class _RankContext:
 
     def progress(self, total: int, initial: int = 0):
         return self._ctx.progress(total, initial)
+
+    def timing(self) -> dict[str, float]:
+        return {}  # nothing to store: this rank writes no checkpoint
+
+    def restore_timing(self, timing) -> None:
+        pass  # the run's totals are rank 0's
 
 
 def _local_device(device: str, local_rank: int) -> torch.device:
@@ -81,7 +91,7 @@ def run_ranks(runs: list[runner.PlannedRun], profile: str, results_dir: Path, da
               device: str = "auto", backend: str | None = None, show_progress: bool = True,
               log: Callable[[str], None] = print) -> float:
     """The per-rank body of a data-parallel job, the same under torchrun and in each task of a
-    multi-GPU submitit job (aninfonce.executors): join the process group the environment describes
+    multi-GPU submitit job (aninfonce.jobs.rank_job): join the process group the environment describes
     (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK: torchrun sets them, a submitit task
     exports them from SLURM's), then train and evaluate every run not done together with the other
     ranks. Rank 0 appends the rows (through the runner) and drops the checkpoint; the others read the

@@ -6,8 +6,8 @@ function every synthetic run calls) for the paper encoder at the paper's
 batch 1000 and the authors' code default 6144, under each preset of
 aninfonce/speed.py, with one device sync per timed block (the step itself
 has none but the sampler's). Prints a table and writes JSON; the numbers
-feed ``SECONDS_PER_RUN`` of the synthetic entries (paper profile) and the
-Speed section of the README.
+feed ``SECONDS_PER_RUN`` of the synthetic entries (paper profile) and
+docs/SPEED.md.
 
     python benchmarks/gpu_synthetic_step.py                        # GPU, all presets, ~3 min with compilation
     python benchmarks/gpu_synthetic_step.py --tiny --device cpu    # seconds: checks the script

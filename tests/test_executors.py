@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from aninfonce import results
-from aninfonce.executors import run_pool, run_slurm
+from aninfonce.executors import run_pool
 from aninfonce.registry import Study
 from aninfonce.runner import execute, plan
+from aninfonce.slurm import run_slurm
 from aninfonce.specs import RunSpec
 from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
@@ -156,8 +157,8 @@ def test_slurm_resources_per_run_and_their_sbatch_lines(tmp_path):
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
     from aninfonce import studies  # noqa: F401  (registers the studies)
-    from aninfonce.executors import SlurmResources
     from aninfonce.registry import select
+    from aninfonce.slurm import SlurmResources
 
     image, synth = (plan(select([e]), "paper", 1, tmp_path)[0] for e in ("cifar10-table", "fig2"))
     default, eight = SlurmResources(), SlurmResources(partition="gpu", gpus_per_run=8, cpus_per_task=10, time_min=600)
@@ -223,8 +224,7 @@ def test_slurm_submission_packs_runs_per_gpu_returns_and_a_rerun_skips_what_is_i
     to sbatch again, named with the log path."""
     import submitit
 
-    from aninfonce.executors import SlurmResources
-    from aninfonce.slurm import InFlight
+    from aninfonce.slurm import InFlight, SlurmResources
 
     fake = _fake_slurm(tmp_path, monkeypatch)
     specs = [ProbeSpec(experiment="probe", seed=s) for s in range(5)]
@@ -279,7 +279,7 @@ def test_slurm_submission_returns_through_submitit_local_and_a_rerun_gathers(tmp
     """Submitit's local executor, without waiting: the call returns while the
     job sleeps (45 s), a rerun shows it in flight and submits nothing, and once the
     job wrote its result a rerun gathers it and has nothing left."""
-    from aninfonce.executors import SlurmResources
+    from aninfonce.slurm import SlurmResources
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
                                                                  os.environ.get("PYTHONPATH")])))
@@ -363,7 +363,7 @@ def test_concurrent_writers_lose_and_duplicate_no_row(tmp_path):
 def test_code_dirty_ignores_outputs(tmp_path):
     """A run's git_dirty is about the code: rows another run wrote into a tracked results CSV, or a
     regenerated figure, leave it clean; an edited module makes it dirty."""
-    from aninfonce.provenance import code_dirty
+    from aninfonce.results import code_dirty
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

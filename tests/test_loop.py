@@ -1,11 +1,16 @@
-"""The one step loop's variants: epochs of a data loader, one loss
-per run of a batched model, no checkpoints."""
+"""The one step loop: its variants (epochs of a data loader, no checkpoints),
+divergence checks, and the run-context interface every context implements."""
 
 import pytest
 import torch
 
 from aninfonce.runner import RunContext
-from aninfonce.trainers.loop import BareContext, TrainingDiverged, train_loop
+from aninfonce.trainers import loop
+from aninfonce.trainers.loop import TrainingDiverged, train_loop
+
+
+def bare(tmp_path):
+    return RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
 
 
 class _Recording(RunContext):
@@ -25,34 +30,59 @@ def test_epochs_evaluate_each_epoch_end_and_checkpoint_only_there(tmp_path):
 
 def test_resume_at_an_epoch_boundary_starts_the_next_epoch(tmp_path):
     epochs = []
-    train_loop(BareContext(torch.device("cpu")), "t", steps=9, eval_every=9, start=6, rows=[],
+    train_loop(bare(tmp_path), "t", steps=9, eval_every=9, start=6, rows=[],
                step=lambda: torch.ones(()), evaluate=lambda step, loss: [], steps_per_epoch=3,
                new_epoch=epochs.append)
     assert epochs == [2]
 
 
-def test_one_loss_per_run_and_the_diverged_run_is_named():
+def test_a_non_finite_loss_names_the_run_and_no_checkpoint_is_kept_without_state(tmp_path):
     losses = []
-    train_loop(BareContext(torch.device("cpu")), ["a", "b"], steps=4, eval_every=2, start=0, rows=[],
-               step=lambda: torch.tensor([1.0, 3.0]), evaluate=lambda step, loss: losses.append(loss) or [])
-    assert losses == [[1.0, 3.0], [1.0, 3.0]]
+    ctx = bare(tmp_path)
+    train_loop(ctx, "a", steps=4, eval_every=2, start=0, rows=[], step=lambda: torch.tensor(3.0),
+               evaluate=lambda step, loss: losses.append(loss) or [])
+    assert losses == [3.0, 3.0] and ctx.train_steps == 4
+    assert not ctx.checkpoint_path.exists()  # no ``state``: nothing is checkpointed
     with pytest.raises(TrainingDiverged, match="^b loss became nan before step 2$"):
-        train_loop(BareContext(torch.device("cpu")), ["a", "b"], steps=4, eval_every=2, start=0, rows=[],
-                   step=lambda: torch.tensor([1.0, float("nan")]), evaluate=lambda step, loss: [])
+        train_loop(bare(tmp_path), "b", steps=4, eval_every=2, start=0, rows=[],
+                   step=lambda: torch.tensor(float("nan")), evaluate=lambda step, loss: [])
 
 
-def test_a_metric_that_turns_non_finite_stops_the_run_but_one_undefined_from_the_start_does_not():
+def test_every_run_context_implements_the_declared_interface(tmp_path):
+    """The runner's context and a non-zero rank's both satisfy the step loop's
+    RunContext; the rank's reads rank 0's checkpoint and never writes one."""
+    from aninfonce.torchrun import _RankContext
+
+    ctx = bare(tmp_path)
+    rank = _RankContext(ctx)
+    assert isinstance(ctx, loop.RunContext) and isinstance(rank, loop.RunContext)
+
+    class Partial:  # a context without timing() is not one: the check can fail
+        device, data_root, artifact_dir, checkpoint_path = torch.device("cpu"), None, tmp_path, tmp_path / "c.pt"
+        train_steps, train_seconds, interval = 0, 0.0, None
+        load_checkpoint = save_checkpoint = cached = progress = restore_timing = print
+    assert not isinstance(Partial(), loop.RunContext)
+
+    train_loop(rank, "r", steps=4, eval_every=2, start=0, rows=[], step=lambda: torch.ones(()),
+               evaluate=lambda step, loss: [], state=dict)
+    assert not ctx.checkpoint_path.exists() and rank.train_steps == 4
+    train_loop(ctx, "r", steps=4, eval_every=2, start=0, rows=[], step=lambda: torch.ones(()),
+               evaluate=lambda step, loss: [], state=dict)
+    assert rank.load_checkpoint()["step"] == 2 and rank.load_checkpoint()["timing"]["train_steps"] == 2
+
+
+def test_a_metric_that_turns_non_finite_stops_the_run_but_one_undefined_from_the_start_does_not(tmp_path):
     def evaluate(step, loss):
         r2 = float("nan") if step == 4 else 0.9
         return [{"metric": "r2_all", "value": r2, "protocol": "held-out"},
                 {"metric": "r2_style", "value": float("nan"), "protocol": "held-out"}]  # no style dims: NaN by design
 
     first = evaluate(0, None)
-    ok = train_loop(BareContext(torch.device("cpu")), "t", steps=2, eval_every=2, start=0, rows=list(first),
+    ok = train_loop(bare(tmp_path), "t", steps=2, eval_every=2, start=0, rows=list(first),
                     step=lambda: torch.ones(()), evaluate=evaluate)
     assert len(ok) == 4
     with pytest.raises(TrainingDiverged, match="^t evaluation metric r2_all became nan at step 4$"):
-        train_loop(BareContext(torch.device("cpu")), "t", steps=6, eval_every=2, start=0, rows=list(first),
+        train_loop(bare(tmp_path), "t", steps=6, eval_every=2, start=0, rows=list(first),
                    step=lambda: torch.ones(()), evaluate=evaluate)
 
 
