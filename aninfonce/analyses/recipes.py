@@ -104,7 +104,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         # network moving. Hence quick drops the anneal (set before the 3 x 3 grid that uses it): after the
         # warm-up the network's lr stays at its peak, the regime in which the 20-epoch probe's sorted Lambda^
         # sat still (epochs 4-12, lr 0.97-0.5 of the peak), so the last fifth tests whether Lambda^ tracks the
-        # network at its operating point. The cascade under an anneal is a finding of these probes (README),
+        # network at its operating point. The cascade under an anneal is a finding of these probes (docs/RESULTS.md),
         # not something the committed quick grid shows. Outcome (3 x 3 grid, 80 min on 2 cores): 8 of 9 runs
         # pass the rule (AnInfoNCE seeds 0 / 1: 7.5 / 7.8 %; learned temperatures 8.5-8.7 %); AnInfoNCE seed 2
         # fails at 21 % through one rank below 1 % of the top still decaying (0.26 -> 0.17, top 44).
