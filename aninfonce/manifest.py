@@ -97,7 +97,7 @@ def write(study, analysis, results_dir: Path, profile: str, n_seeds: int, speed:
     n = max(n_seeds, before.seeds if before else 0, in_folder)
     text = json.dumps(content(study, analysis, profile, n, speed), indent=1) + "\n"
     if not where.exists() or where.read_text() != text:
-        where.parent.mkdir(parents=True, exist_ok=True)
+        results.check_writable(where.parent)  # one clear message, before any training, if it cannot
         tmp = where.with_name(f".{where.name}.{os.getpid()}.tmp")  # a reader never sees half a manifest
         tmp.write_text(text)
         os.replace(tmp, where)

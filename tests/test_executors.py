@@ -363,7 +363,7 @@ def test_concurrent_writers_lose_and_duplicate_no_row(tmp_path):
 def test_code_dirty_ignores_outputs(tmp_path):
     """A run's git_dirty is about the code: rows another run wrote into a tracked results CSV, or a
     regenerated figure, leave it clean; an edited module makes it dirty."""
-    from aninfonce.results import code_dirty
+    from aninfonce.provenance import code_dirty
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -322,8 +322,11 @@ if __name__ == "__main__":
 def _start(tmp_path, out, executor="pool", steps=3000, n=2, **kw):
     script = tmp_path / "pooltest.py"
     script.write_text(POOL_SCRIPT)
+    # SIGINT as a terminal's foreground command has it: a test run started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and so would the command, which then rightly ignores Ctrl-C
     return subprocess.Popen([sys.executable, str(script), str(out), executor, str(steps), str(n)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True, text=True, **kw)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
 
 def _session(sid):

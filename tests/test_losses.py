@@ -210,6 +210,14 @@ def test_fast_training_path_is_deterministic_and_resumes_to_identical_rows(sched
         def progress(self, total, initial=0):
             yield SimpleNamespace(n=initial, update=lambda k: None, set_postfix=lambda **k: None)
 
+        interval = None
+
+        def timing(self):
+            return {}
+
+        def restore_timing(self, timing):
+            pass
+
     spec = SyntheticSpec(experiment="t", batch=40, steps=30, eval_every=10, widths=(2, 2), eval_samples=200,
                          mixing_draws=100, lr_f=1e-3, lr_metric=1e-2, fast=True, **schedule)
     first = Ctx()
