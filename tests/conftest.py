@@ -2,8 +2,12 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# one thread per process, in this process and in every command a test starts: the tests' models are tiny,
+# and a second thread per process only contends with the test's other processes for the 2 cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -83,7 +83,9 @@ def test_killed_run_resumes_to_identical_rows(tmp_path):
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(straight)], check=True, env=env, capture_output=True, timeout=600)
+    # the undisturbed run trains beside the killed one (a folder of its own), not before it
+    reference = subprocess.Popen([sys.executable, str(script), str(straight)], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt_dir = killed / ".cache" / "smoke" / "killtest"
     deadline = time.time() + 300
@@ -95,6 +97,7 @@ def test_killed_run_resumes_to_identical_rows(tmp_path):
     assert list(ckpt_dir.glob("*.pt")), "no checkpoint was written before the kill"
     assert not (killed / "smoke" / "killtest.csv").exists(), "run finished before it could be killed"
     subprocess.run([sys.executable, str(script), str(killed)], check=True, env=env, capture_output=True, timeout=600)
+    assert reference.wait(timeout=600) == 0
     a = pd.read_csv(straight / "smoke" / "killtest.csv")
     b = pd.read_csv(killed / "smoke" / "killtest.csv")
     cols = ["step", "metric", "protocol", "value"]

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,10 +28,20 @@ from aninfonce.registry import all_analyses
 pytestmark = pytest.mark.slow  # end to end through the CLI
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """Figure 2's smoke grid trained once for this module; each test damages its own copy."""
+    base = tmp_path_factory.mktemp("finished")
+    assert main(["fig2", "--profile", "smoke", "--executor", "local", "--results-dir", str(base / "results"),
+                 "--figures-dir", str(base / "figures")]) == 0
+    return base
+
+
 @pytest.fixture
-def finished(tmp_path):
+def finished(trained_once, tmp_path):
+    for folder in ("results", "figures"):
+        shutil.copytree(trained_once / folder, tmp_path / folder)
     dirs = ["--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures")]
-    assert main(["fig2", "--profile", "smoke", "--executor", "local", *dirs]) == 0
     csv = tmp_path / "results" / "smoke" / "fig2.csv"
     return dirs, csv, pd.read_csv(csv, dtype={"run_key": str})
 
@@ -236,7 +247,9 @@ def test_kills_at_random_points_end_in_the_rows_of_an_undisturbed_run(tmp_path):
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(straight)], check=True, env=env, capture_output=True, timeout=600)
+    # the undisturbed run trains beside the killed ones (a folder of its own), not before them
+    reference = subprocess.Popen([sys.executable, str(script), str(straight)], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     rng = random.Random(13)
     kills = 0
     for _ in range(4):
@@ -248,6 +261,7 @@ def test_kills_at_random_points_end_in_the_rows_of_an_undisturbed_run(tmp_path):
             kills += 1
         proc.wait()
     subprocess.run([sys.executable, str(script), str(killed)], check=True, env=env, capture_output=True, timeout=600)
+    assert reference.wait(timeout=600) == 0
     assert kills >= 1, "every attempt finished before its kill; the loop tested nothing"
     a = pd.read_csv(straight / "smoke" / "killtest.csv")
     b = pd.read_csv(killed / "smoke" / "killtest.csv")
@@ -413,10 +427,11 @@ def test_sigterm_checkpoints_every_run_exits_4_and_the_rerun_gives_an_undisturbe
     points, with the interval it cut), and the command exits 4; the rerun
     resumes both runs to the rows of a run never stopped."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    # the undisturbed reference trains beside the stopped command (its own folder), not before it
-    reference = _start(tmp_path, straight, executor="local", steps=3000, stdout=subprocess.DEVNULL,
+    # the undisturbed reference trains beside the stopped command (its own folder), not before it; 1500 steps
+    # leave the stop ~14 evaluation intervals after the second run's first checkpoint
+    reference = _start(tmp_path, straight, executor="local", steps=1500, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    proc = _start(tmp_path, stopped, steps=3000, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _start(tmp_path, stopped, steps=1500, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpts = stopped / ".cache" / "smoke" / "faulttest"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(ckpts.glob("*.pt"))) < 2:
@@ -431,7 +446,7 @@ def test_sigterm_checkpoints_every_run_exits_4_and_the_rerun_gives_an_undisturbe
     saved = [torch.load(p, weights_only=True) for p in ckpts.glob("*.pt")]
     assert len(saved) == 2 and all("interval" in s for s in saved)
     assert _survivors(proc.pid) == []
-    assert _start(tmp_path, stopped, steps=3000, stdout=subprocess.DEVNULL,
+    assert _start(tmp_path, stopped, steps=1500, stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL).wait(timeout=600) == 0
     assert reference.wait(timeout=600) == 0
     pd.testing.assert_frame_equal(_rows_of(straight), _rows_of(stopped))
