@@ -64,3 +64,17 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line(f"{'benchmark':<34} {'impl':<12} {'plain':>10} {'this':>10} {'speed-up':>9}")
     for g, impl, plain, t in rows:
         tr.write_line(f"{g:<34} {impl:<12} {plain:>10.4f} {t:>10.4f} {plain / t:>8.2f}x")
+
+
+@pytest.fixture(scope="module")
+def bound_quick():
+    """(every analysis bound to its committed quick manifest, the results folder, the profile): what the
+    reading benchmarks read; skipped where no quick results are committed."""
+    from aninfonce import analyses, manifest  # noqa: F401  (analyses: registers every analysis)
+    from aninfonce.registry import all_analyses
+
+    results, profile = ROOT / "results", "quick"
+    if not (results / profile).is_dir():
+        pytest.skip(f"no committed {profile} results in {results}")
+    return manifest.bind(list(all_analyses().values()), results, profile), results, profile
+

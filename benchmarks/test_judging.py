@@ -17,18 +17,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aninfonce import analyses, manifest, report, verdicts  # noqa: F401  (analyses: registers every analysis)
-from aninfonce.registry import all_analyses
+from aninfonce import report, verdicts
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 PROFILE = "quick"
 
 
 @pytest.fixture(scope="module")
-def committed():
-    if not (RESULTS / PROFILE).is_dir():
-        pytest.skip(f"no committed {PROFILE} results in {RESULTS}")
-    exps = manifest.bind(list(all_analyses().values()), RESULTS, PROFILE)
+def committed(bound_quick):
+    exps = bound_quick[0]
     return exps, report.load_all(exps, RESULTS, PROFILE)
 
 

@@ -27,18 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from aninfonce import analyses, manifest, report  # noqa: F401  (analyses: registers every analysis)
-from aninfonce.registry import all_analyses
+from aninfonce import report
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 PROFILE = "quick"
 
 
 @pytest.fixture(scope="module")
-def entries():
-    if not (RESULTS / PROFILE).is_dir():
-        pytest.skip(f"no committed {PROFILE} results in {RESULTS}")
-    return manifest.bind(list(all_analyses().values()), RESULTS, PROFILE)
+def entries(bound_quick):
+    return bound_quick[0]
 
 
 def read_and_judge(exps, out: Path) -> list:
