@@ -3,6 +3,7 @@ real kill, determinism, claims/goldens, and one clear message per bad input."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,23 @@ def dirs(tmp_path):
     return ["--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures")]
 
 
+@pytest.fixture(scope="module")
+def linear_once(tmp_path_factory):
+    """Figure 2's linear smoke run trained once for this module; a test takes its own copy (``linear``)."""
+    base = tmp_path_factory.mktemp("linear")
+    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", "--results-dir", str(base / "results"),
+                 "--figures-dir", str(base / "figures")]) == 0
+    return base
+
+
+@pytest.fixture
+def linear(linear_once, tmp_path, dirs):
+    """``dirs`` holding a finished fig2-linear smoke run, as ``main(["fig2-linear", ...])`` leaves them."""
+    for folder in ("results", "figures"):
+        shutil.copytree(linear_once / folder, tmp_path / folder)
+    return dirs
+
+
 @pytest.mark.slow
 def test_smoke_fig2_end_to_end_then_cache_hit(tmp_path, dirs, capsys):
     assert main(["fig2*", "--profile", "smoke", "--executor", "local", *dirs]) == 0
@@ -51,13 +69,14 @@ def test_smoke_fig2_end_to_end_then_cache_hit(tmp_path, dirs, capsys):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", "--results-dir", str(d),
-                     "--figures-dir", str(d / "f")]) == 0
-    va = pd.read_csv(a / "smoke" / "fig2-linear.csv")
+def test_same_seed_same_numbers(tmp_path, linear_once):
+    """A second run of the same seed, in a folder of its own, gives the module's first run's numbers."""
+    b = tmp_path / "b"
+    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", "--results-dir", str(b),
+                 "--figures-dir", str(b / "f")]) == 0
+    va = pd.read_csv(linear_once / "results" / "smoke" / "fig2-linear.csv")
     vb = pd.read_csv(b / "smoke" / "fig2-linear.csv")
+    assert len(va) and va["run_key"].tolist() == vb["run_key"].tolist()
     assert va["value"].tolist() == vb["value"].tolist()
 
 
@@ -125,8 +144,8 @@ def test_timing_survives_a_checkpoint():
 
 
 @pytest.mark.slow
-def test_check_and_golden(tmp_path, dirs, capsys):
-    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+def test_check_and_golden(tmp_path, linear, capsys):
+    dirs = linear
     assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 1  # no golden file yet
     assert main(["fig2-linear", "--profile", "smoke", "--update-golden", *dirs]) == 0
     assert main(["fig2-linear", "--profile", "smoke", "--check", *dirs]) == 0
@@ -295,10 +314,10 @@ def _pickled_object(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("write, message", [(_garbage, "cannot be read"), (_pickled_object, "could run code")])
-def test_bad_checkpoint_gives_one_clear_message_and_is_kept(tmp_path, dirs, write, message):
+def test_bad_checkpoint_gives_one_clear_message_and_is_kept(tmp_path, linear, write, message):
     """A damaged checkpoint, or one that carries a pickled object (loaded with
     weights_only=True, so refused rather than run), is one line on stderr."""
-    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", *dirs]) == 0
+    dirs = linear
     csv = tmp_path / "results" / "smoke" / "fig2-linear.csv"
     key = pd.read_csv(csv, dtype={"run_key": str})["run_key"].iloc[0]
     results.run_file(csv, key).unlink()  # the run's stored rows are gone: it must run again
