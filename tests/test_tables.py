@@ -30,7 +30,7 @@ from aninfonce.data import views as V
 from aninfonce.executors import SlurmResources, run_slurm
 from aninfonce.probes import knn_top1, offline_linear_probe
 from aninfonce.registry import select
-from aninfonce.runner import RunContext, plan
+from aninfonce.runner import RunnerContext, plan
 from aninfonce.trainers.simclr import ImageSSLSpec, train_imagessl
 from aninfonce.trainers.simclr.distributed import image_ssl_loss
 
@@ -335,18 +335,18 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
                         warmup_epochs=0.0, proj_hidden=16, proj_dim=4, probe_iters=5, knn_k=3, recovery_views=16,
                         log_every=1, num_workers=0, train_limit=40)
 
-    def ctx(name: str) -> RunContext:
-        return RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / name / "ck.pt",
-                          artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+    def ctx(name: str) -> RunnerContext:
+        return RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / name / "ck.pt",
+                             artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
 
     full = train_imagessl(spec, ctx("a"))
 
-    class DiesAfterFirstCheckpoint(RunContext):
+    class DiesAfterFirstCheckpoint(RunnerContext):
         def save_checkpoint(self, state):
             super().save_checkpoint(state)
             raise _Killed
 
-    dying = DiesAfterFirstCheckpoint(**{f.name: getattr(ctx("b"), f.name) for f in dataclasses.fields(RunContext)})
+    dying = DiesAfterFirstCheckpoint(**{f.name: getattr(ctx("b"), f.name) for f in dataclasses.fields(RunnerContext)})
     with pytest.raises(_Killed):
         train_imagessl(spec, dying)
     assert torch.load(tmp_path / "b" / "ck.pt", weights_only=True)["epoch"] == 1
@@ -364,8 +364,8 @@ def test_constant_lr_schedule_keeps_the_peak_after_warm_up(tmp_path):
                         knn_k=3, recovery_views=16, log_every=1, num_workers=0, train_limit=40)
 
     def lrs(spec):
-        ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / spec.key / "ck.pt",
-                         artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+        ctx = RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / spec.key / "ck.pt",
+                            artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
         rows = train_imagessl(spec, ctx)
         return [r["value"] for r in sorted((r for r in rows if r["metric"] == "lr"), key=lambda r: r["step"])]
 
