@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .table_markup import markdown
 from .verdicts import Verdict
 
 DECIDED = ("PASS", "FAIL")
@@ -45,10 +46,10 @@ def cut_off_table(path: Path = CUT_OFF_ROWS) -> str:
     table = last.pivot_table(index=["lam2", "loss", "seed", "step"], columns="metric", values="value").reset_index()
     lines = [f"Not results: the rows of the paper runs a GPU lease cut off (`{Path(path).name}`), Figure 2 at the "
              "last step each logged; they say where the authors' schedule stands near its end, and no verdict "
-             "reads them.", "", "| Λ2 | loss | seed | step | R² content | R² style |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.lam2:g} | {r.loss} | {r.seed} | {r.step:,} | {r.r2_content:.3f} | {r.r2_style:.3f} |"
-              for r in table.sort_values(["lam2", "loss", "seed"]).itertuples()]
-    return "\n".join(lines)
+             "reads them.", ""]
+    rows = [(f"{r.lam2:g}", r.loss, r.seed, f"{r.step:,}", f"{r.r2_content:.3f}", f"{r.r2_style:.3f}")
+            for r in table.sort_values(["lam2", "loss", "seed"]).itertuples()]
+    return "\n".join(lines + [markdown(rows, ["Λ2", "loss", "seed", "step", "R² content", "R² style"])])
 
 
 def section(quick: list[Verdict], paper: list[Verdict] | None, paper_results: str) -> str:
@@ -67,9 +68,9 @@ def section(quick: list[Verdict], paper: list[Verdict] | None, paper_results: st
     disagree = [q.claim for q, p in pairs if q.status in DECIDED and q.status != p.status]
     lines += ["", f"Decided in the paper profile: {len(pairs)} claim(s); quick agrees on "
               f"{sum(agreement(q, p) == 'agree' for q, p in pairs)}, disagrees on {len(disagree)}"
-              + (f" ({', '.join(f'`{c}`' for c in disagree)})" if disagree else "") + ".", "",
-              "| claim | quick | paper | |", "|---|---|---|---|"]
-    for q, p in pairs:
-        lines.append(f"| `{q.claim}` | {q.status} ({q.seeds_passed} of {q.n_seeds}) | {p.status} "
-                     f"({p.seeds_passed} of {p.n_seeds}; {p.measured.split(' — ')[0]}) | {agreement(q, p)} |")
+              + (f" ({', '.join(f'`{c}`' for c in disagree)})" if disagree else "") + ".", ""]
+    rows = [(f"`{q.claim}`", f"{q.status} ({q.seeds_passed} of {q.n_seeds})",
+             f"{p.status} ({p.seeds_passed} of {p.n_seeds}; {p.measured.split(' — ')[0]})", agreement(q, p))
+            for q, p in pairs]
+    lines.append(markdown(rows, ["claim", "quick", "paper", ""]))
     return "\n".join(lines + ["", cut]).rstrip()

@@ -21,6 +21,7 @@ from .registry import Analysis
 from .results import format_seconds
 from .rule_changes import RULE_CHANGES
 from .specs import PRESETS
+from .table_markup import markdown
 from .verdicts import (
     LAMBDA_RANK_FLOOR,
     SETTLE_WINDOW,
@@ -90,13 +91,14 @@ def headline(r: ReportInputs) -> str:
     lines = ["## Headline", "",
              f"Of {len(r.verdicts)} claims judged on the `{r.profile}` runs, **{counts['PASS']} reproduce**, "
              f"**{counts['FAIL']} do not**, **{undecided} are undecided** ({counts['NOT SETTLED']} not settled: training "
-             f"still moved them in its last fifth; {counts['NO DATA']} without data). Details per entry below.", "",
-             "| entry | reproduces | does not reproduce | undecided, and why |", "|---|---|---|---|"]
+             f"still moved them in its last fifth; {counts['NO DATA']} without data). Details per entry below.", ""]
+    rows = []
     for exp in r.experiments:
         mine = [v for v in r.verdicts if v.experiment == exp.id]
         if mine:
-            lines.append(f"| {exp.paper_ref} (`{exp.id}`) | {_statements(mine, 'PASS')} | "
-                         f"{_statements(mine, 'FAIL')} | {_undecided(mine, r.frames[exp.id].empty)} |")
+            rows.append([f"{exp.paper_ref} (`{exp.id}`)", _statements(mine, "PASS"), _statements(mine, "FAIL"),
+                         _undecided(mine, r.frames[exp.id].empty)])
+    lines += markdown(rows, ["entry", "reproduces", "does not reproduce", "undecided, and why"]).splitlines()
     return "\n".join(lines[:HEADLINE_MAX_LINES]) + "\n"
 
 
@@ -257,16 +259,16 @@ SECTIONS: list[Section] = [reading_guide, rule_changes, paper_beside_quick, wall
 
 # ---------------------------------------------------------------- tables the sections use
 def profile_timing(frames: dict[str, pd.DataFrame]) -> str:
-    lines = ["| experiment | runs | total wall time | median steps/s (wall) | median steps/s (training) | device |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for eid, df in frames.items():
         if df.empty:
             continue
         per_run = df.drop_duplicates("run_key")
         medians = [_median(per_run, c) for c in ("steps_per_second", "train_steps_per_second")]
-        lines.append(f"| {eid} | {len(per_run)} | {format_seconds(float(per_run['wall_seconds'].sum()))} | "
-                     f"{' | '.join(medians)} | {', '.join(sorted(per_run['device'].astype(str).unique()))} |")
-    return "\n".join(lines)
+        rows.append([eid, len(per_run), format_seconds(float(per_run["wall_seconds"].sum())), *medians,
+                     ", ".join(sorted(per_run["device"].astype(str).unique()))])
+    return markdown(rows, ["experiment", "runs", "total wall time", "median steps/s (wall)",
+                           "median steps/s (training)", "device"])
 
 
 def _median(df: pd.DataFrame, column: str) -> str:
@@ -281,8 +283,7 @@ def _number(value) -> str:
 def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
     """One line per run: what distinguishes it from the other runs of its
     experiment, its wall time and steps/s."""
-    lines = ["| experiment | run | spec (fields that vary) | wall | steps/s (wall) | steps/s (training) | commit |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     skip = set(results.CORE_COLUMNS) | set(results.PROVENANCE_COLUMNS) | {"profile", "python"}
     for eid, df in frames.items():
         if df.empty:
@@ -291,10 +292,11 @@ def per_run_table(frames: dict[str, pd.DataFrame]) -> str:
         varying = [c for c in runs.columns if c not in skip and runs[c].astype(str).nunique() > 1]
         for _, r in runs.iterrows():
             desc = ", ".join(f"{c}={r[c]}" for c in varying) or "–"
-            lines.append(f"| {eid} | `{r['run_key']}` | {desc} | {format_seconds(float(r['wall_seconds']))} | "
-                         f"{_number(r.get('steps_per_second'))} | {_number(r.get('train_steps_per_second'))} | "
-                         f"{r.get('git_commit', '')} |")
-    return "\n".join(lines)
+            rows.append([eid, f"`{r['run_key']}`", desc, format_seconds(float(r["wall_seconds"])),
+                         _number(r.get("steps_per_second")), _number(r.get("train_steps_per_second")),
+                         r.get("git_commit", "")])
+    return markdown(rows, ["experiment", "run", "spec (fields that vary)", "wall", "steps/s (wall)",
+                           "steps/s (training)", "commit"])
 
 
 def rule_changes_section() -> str:
@@ -308,7 +310,7 @@ def rule_changes_section() -> str:
         if c.unchanged:
             lines.append(f"- Otherwise: {c.unchanged}")
         if c.verdicts:
-            lines += ["", "| claim | under the old rule | under the new rule |", "|---|---|---|"]
-            lines += [f"| `{claim}` | {old} | {new} |" for claim, old, new in c.verdicts]
+            lines += ["", markdown([(f"`{claim}`", old, new) for claim, old, new in c.verdicts],
+                                   ["claim", "under the old rule", "under the new rule"])]
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -6,7 +6,7 @@ and *new* otherwise. A run being trained is locked (a lock file beside its
 checkpoint, released by the kernel when its holder dies): a second process
 that reaches it waits, then uses its rows. The runner owns all of this; an
 experiment's ``execute`` only trains and evaluates through a
-:class:`RunContext`.
+:class:`RunnerContext`.
 """
 
 from __future__ import annotations
@@ -78,8 +78,9 @@ def load_checked(path: Path) -> Any:
 
 
 @dataclasses.dataclass
-class RunContext:
-    """What a run sees of the framework."""
+class RunnerContext:
+    """What a run sees of the framework: the runner's implementation of the step
+    loop's declared interface, :class:`~aninfonce.trainers.loop.RunContext`."""
 
     device: torch.device
     checkpoint_path: Path
@@ -238,7 +239,7 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
     """Execute one run under its lock, append its rows to its CSV, drop its
     checkpoint. Returns wall seconds, or None when another process trained it
     (its run file proved itself once the lock was free): nothing is trained twice.
-    ``report``: see :attr:`RunContext.report`."""
+    ``report``: see :attr:`RunnerContext.report`."""
     if stop_requested():
         raise RunStopped(f"{run.spec.label()} not started")
     with run_lock(run):
@@ -250,9 +251,10 @@ def run_one(run: PlannedRun, profile: str, device: torch.device, results_dir: Pa
 def _train_and_record(run: PlannedRun, profile: str, device: torch.device, results_dir: Path,
                       data_root: Path | None, show_progress: bool,
                       report: Callable[[int, int | None], None] | None = None) -> float:
-    ctx = RunContext(device=device, checkpoint_path=run.checkpoint,
-                     artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
-                     data_root=data_root, result_dir=results.run_dir(run.csv), show_progress=show_progress, label=run.spec.label(), report=report)
+    ctx = RunnerContext(device=device, checkpoint_path=run.checkpoint,
+                        artifact_dir=cache_dir(results_dir, profile) / run.experiment.id / "artifacts",
+                        data_root=data_root, result_dir=results.run_dir(run.csv), show_progress=show_progress,
+                        label=run.spec.label(), report=report)
     metric_rows = run.experiment.execute(run.spec, ctx)
     wall = ctx.wall_before + time.perf_counter() - ctx.started  # the whole run, over all its parts
     steps = getattr(run.spec, "steps", None)

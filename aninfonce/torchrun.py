@@ -111,8 +111,8 @@ def run_ranks(runs: list[runner.PlannedRun], profile: str, results_dir: Path, da
                 log(f"{run.spec.label()} finished in {runner.format_seconds(wall)} on {dist.get_world_size()} ranks")
             else:
                 artifacts = runner.cache_dir(results_dir, profile) / run.experiment.id / "artifacts"
-                ctx = runner.RunContext(device=local_device, checkpoint_path=run.checkpoint, artifact_dir=artifacts,
-                                        data_root=root, show_progress=False)
+                ctx = runner.RunnerContext(device=local_device, checkpoint_path=run.checkpoint,
+                                           artifact_dir=artifacts, data_root=root, show_progress=False)
                 run.experiment.execute(run.spec, _RankContext(ctx))
             dist.barrier()
     finally:

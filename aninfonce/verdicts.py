@@ -49,6 +49,7 @@ from .settle import (  # noqa: F401
     moving_runs,
     unsettled_runs,
 )
+from .table_markup import markdown
 
 STATUSES = ("PASS", "FAIL", "NOT SETTLED", "NO DATA")
 
@@ -307,13 +308,11 @@ def summary(verdicts: list[Verdict]) -> str:
 
 
 def verdict_table(verdicts: list[Verdict]) -> str:
-    lines = ["| verdict | claim | statement | seeds (rule) | holds since step | measured (last step) |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for v in verdicts:
         fin = "" if v.status != "NOT SETTLED" else f" (now {'PASS' if v.final else 'FAIL'})"
-        lines.append(f"| **{v.status}**{fin} | `{v.claim}` | {v.text} | {v.seeds()} ({v.rule}) | {v.since()} | "
-                     f"{v.measured} |")
-    return "\n".join(lines)
+        rows.append([f"**{v.status}**{fin}", f"`{v.claim}`", v.text, f"{v.seeds()} ({v.rule})", v.since(), v.measured])
+    return markdown(rows, ["verdict", "claim", "statement", "seeds (rule)", "holds since step", "measured (last step)"])
 
 
 def verdict_grid(rows: list[Verdict]) -> tuple[list[int], np.ndarray, list[tuple[int, int]]]:

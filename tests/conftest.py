@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,17 @@ REAL_FIGURE_BYTES = 20_000
 def assert_real_figure(path: Path) -> None:
     """The figure exists and is drawn from data, not the placeholder."""
     assert path.stat().st_size > REAL_FIGURE_BYTES, f"{path.name} is the no-data placeholder or empty"
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every Markdown table row in ``text`` (header rows included, separator rows not),
+    stripped of the writer's padding, an escaped ``\\|`` read back as ``|``."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            rows.append([c.strip().replace("\\|", "|") for c in cells])
+    return rows
 
 
 @pytest.fixture(autouse=True)

@@ -129,13 +129,13 @@ def test_killed_run_resumes_to_identical_rows(tmp_path):
 
 
 def test_timing_survives_a_checkpoint():
-    """RunContext.timing / restore_timing: totals carry over, resumes count up."""
-    from aninfonce.runner import RunContext
+    """RunnerContext.timing / restore_timing: totals carry over, resumes count up."""
+    from aninfonce.runner import RunnerContext
 
-    ctx = RunContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
+    ctx = RunnerContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
     ctx.train_steps, ctx.train_seconds, ctx.wall_before = 100, 2.0, 5.0
     saved = ctx.timing()
-    later = RunContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
+    later = RunnerContext(device=None, checkpoint_path=Path("x"), artifact_dir=Path("y"))
     later.restore_timing(saved)
     assert (later.train_steps, later.train_seconds, later.resumes) == (100, 2.0, 1)
     assert later.timing()["wall_seconds"] >= 5.0

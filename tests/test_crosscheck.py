@@ -1,6 +1,8 @@
 """The paper profile's verdicts beside quick's: every claim decided in the
 paper profile is shown, and a disagreement is named, never hidden."""
 
+from conftest import table_rows
+
 from aninfonce import crosscheck
 from aninfonce.verdicts import Verdict
 
@@ -17,7 +19,7 @@ def test_disagreement_is_named_and_undecided_paper_claims_are_left_out():
     assert [crosscheck.agreement(q, p) for q, p in pairs] == ["agree", "**DISAGREE**", "quick NOT SETTLED: not comparable yet"]
     text = crosscheck.section(quick, paper, "results/paper")
     assert "quick agrees on 1, disagrees on 1 (`b`)" in text
-    assert "| `b` | PASS (3 of 3) | FAIL (0 of 3; style R^2 0.8) | **DISAGREE** |" in text
+    assert ["`b`", "PASS (3 of 3)", "FAIL (0 of 3; style R^2 0.8)", "**DISAGREE**"] in table_rows(text)
 
 
 def test_no_paper_results_or_no_decided_claim_says_so():
@@ -29,4 +31,4 @@ def test_no_paper_results_or_no_decided_claim_says_so():
 def test_cut_off_rows_are_shown_as_not_results():
     table = crosscheck.cut_off_table()
     assert table.startswith("Not results:")
-    assert "| 100 | aninfonce | 0 | 95,000 |" in table
+    assert ["100", "aninfonce", "0", "95,000"] in [row[:4] for row in table_rows(table)]

@@ -16,7 +16,7 @@ from aninfonce.data import device_augment as DA
 from aninfonce.data import images as D
 from aninfonce.data import synthetic_files as S
 from aninfonce.data import views as V
-from aninfonce.runner import RunContext
+from aninfonce.runner import RunnerContext
 from aninfonce.trainers.simclr import ImageSSLSpec, train_imagessl
 from aninfonce.trainers.simclr.distributed import image_ssl_loss
 from aninfonce.trainers.simclr.model import build_model
@@ -133,8 +133,8 @@ def test_a_run_with_device_augmentation_trains_and_evaluates(tmp_path):
     rows = {}
     for where in ("loader", "device"):
         spec = ImageSSLSpec(**base, augment_on=where)
-        ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / where / "ck.pt",
-                         artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+        ctx = RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / where / "ck.pt",
+                            artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
         rows[where] = {(r["step"], r["metric"]): r["value"] for r in train_imagessl(spec, ctx)}
     # every row of the per-image run, finite (a net this small at batch 8 moves its loss by ~0.1
     # for 1/255 of input noise, so the numbers themselves are compared in the test above)

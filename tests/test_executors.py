@@ -37,12 +37,15 @@ def _experiment(exp_id: str, specs: list[RunSpec], fn) -> Study:
 class ProbeSpec(RunSpec):
     sleep: float = 0.0
     fail: bool = False
+    gate: str = ""  # a file the probe waits for (up to 4 minutes) before it returns: a job held in flight
 
 
 def probe(spec: ProbeSpec, ctx) -> list[dict]:
     """Module-level, so it pickles by reference into pool and submitit workers."""
     start = time.time()
     time.sleep(spec.sleep)
+    while spec.gate and not Path(spec.gate).exists() and time.time() < start + 240:
+        time.sleep(0.1)
     if spec.fail:
         raise ValueError(f"probe {spec.seed} failed on purpose")
     info = {"pid": os.getpid(), "threads": torch.get_num_threads(), "start": start, "end": time.time()}
@@ -88,35 +91,71 @@ def test_pool_parallel_single_thread_workers_same_numbers_as_local_and_errors_ke
 
 
 @pytest.mark.slow
-def test_slurm_executor_through_submitit_local(tmp_path, monkeypatch):
+def test_slurm_through_submitit_local_returns_or_waits_and_a_rerun_gathers(tmp_path, monkeypatch):
+    """Submitit's local executor; every job pays a python and torch start, so
+    the two ways of calling share one session of three jobs.
+
+    Without waiting: the call returns while its job waits for a gate file, a
+    rerun shows it in flight and submits nothing, and once the job wrote its
+    result a rerun gathers it and has nothing left. Waiting, while that job is
+    held: a synthetic run and a failing probe are submitted together; the call
+    raises the failing job's own error type once both ended, the synthetic
+    run's rows are recorded and are a local run's, and a rerun submits no
+    cached run again."""
+    from aninfonce.slurm import SlurmResources
+
     # submitit's local jobs start a fresh interpreter: let it import this module, where `probe` lives
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
                                                                  os.environ.get("PYTHONPATH")])))
-    synth = [SyntheticSpec(experiment="slurmtest", seed=s, **TINY) for s in range(2)]
+    # -- returns: one probe job held by a gate file
+    gate, returns = tmp_path / "gate", tmp_path / "returns"
+    held = [_experiment("probe", [ProbeSpec(experiment="probe", gate=str(gate))], probe)]
+    held_folder, held_lines = returns / "submitit", []
+
+    def again() -> int:
+        return run_slurm(plan(held, "smoke", 1, returns), "smoke", None, returns, None, log=held_lines.append,
+                         folder=held_folder, cluster="local", resources=SlurmResources(device="cpu"), wait=False)
+
+    assert again() == 1 and not list(held_folder.glob("*_result.pkl"))  # returned while the job waits
+    assert again() == 1 and len(list(held_folder.glob("*_submitted.pkl"))) == 1
+    assert any(line.startswith("in flight: probe") for line in held_lines), held_lines
+
+    # -- waits: a synthetic run and a failing probe, one array
+    synth = [SyntheticSpec(experiment="slurmtest", seed=0, **TINY)]
     exps = [_experiment("slurmtest", synth, train_synthetic),
             _experiment("probe", [ProbeSpec(experiment="probe", fail=True)], probe)]
-    folder = tmp_path / "submitit"
+    waits, folder = tmp_path / "waits", tmp_path / "waits" / "submitit"
     lines: list[str] = []
     with pytest.raises(ValueError, match="failed on purpose"):  # the job's own error type, not FailedJobError
-        run_slurm(plan(exps, "smoke", 1, tmp_path), "smoke", torch.device("cpu"), tmp_path, None, log=lines.append,
+        run_slurm(plan(exps, "smoke", 1, waits), "smoke", torch.device("cpu"), waits, None, log=lines.append,
                   folder=folder, cluster="local")
-    assert "submitted 3 runs to local" in lines[0]
-    df = results.load(results.csv_path(tmp_path, "smoke", "slurmtest"))
+    assert "submitted 2 runs to local" in lines[0]
+    df = results.load(results.csv_path(waits, "smoke", "slurmtest"))
     assert sorted(df["run_key"].unique()) == sorted(s.key for s in synth)
     n_jobs = len(list(folder.glob("*_submitted.pkl")))
-    assert n_jobs == 3
+    assert n_jobs == 2
     # the numbers of a local run (submitit's jobs keep torch's default thread count: equal to tolerance)
     here = tmp_path / "here"
     execute(plan(exps[:1], "smoke", 1, here), "smoke", torch.device("cpu"), here, show_progress=False,
             log=lambda s: None)
-    a, b = _sorted_rows(results.csv_path(here, "smoke", "slurmtest")), _sorted_rows(results.csv_path(tmp_path, "smoke", "slurmtest"))
+    a = _sorted_rows(results.csv_path(here, "smoke", "slurmtest"))
+    b = _sorted_rows(results.csv_path(waits, "smoke", "slurmtest"))
     pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
     assert b["value"].to_numpy() == pytest.approx(a["value"].to_numpy(), rel=1e-3, abs=1e-4, nan_ok=True)
     # runs already cached are not submitted again: only the failed one is
-    again = plan(exps, "smoke", 1, tmp_path)
-    assert [r.spec.experiment for r in again if r.status != "done"] == ["probe"]
-    run_slurm(again[:2], "smoke", torch.device("cpu"), tmp_path, None, log=lines.append, folder=folder, cluster="local")
+    again_planned = plan(exps, "smoke", 1, waits)
+    assert [r.spec.experiment for r in again_planned if r.status != "done"] == ["probe"]
+    run_slurm([r for r in again_planned if r.status == "done"], "smoke", torch.device("cpu"), waits, None,
+              log=lines.append, folder=folder, cluster="local")
     assert len(list(folder.glob("*_submitted.pkl"))) == n_jobs
+
+    # -- returns, continued: the held job ends; a rerun gathers it
+    gate.touch()
+    deadline = time.time() + 240
+    while not list(held_folder.glob("*_result.pkl")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert again() == 0 and any(line.startswith("gathered probe") for line in held_lines), held_lines
+    assert len(list(held_folder.glob("*_submitted.pkl"))) == 1
 
 
 # ---------------------------------------------------------------- slurm resources
@@ -272,32 +311,6 @@ def test_slurm_submission_packs_runs_per_gpu_returns_and_a_rerun_skips_what_is_i
     assert left == 3
     book = InFlight(res, "smoke")
     assert sorted(e["job_id"] for e in book.runs.values()) == ["4242_2", "4343", "4343"]
-
-
-@pytest.mark.slow
-def test_slurm_submission_returns_through_submitit_local_and_a_rerun_gathers(tmp_path, monkeypatch):
-    """Submitit's local executor, without waiting: the call returns while the
-    job sleeps (45 s), a rerun shows it in flight and submits nothing, and once the
-    job wrote its result a rerun gathers it and has nothing left."""
-    from aninfonce.slurm import SlurmResources
-
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
-                                                                 os.environ.get("PYTHONPATH")])))
-    exps = [_experiment("probe", [ProbeSpec(experiment="probe", sleep=45.0)], probe)]
-    folder, lines = tmp_path / "submitit", []
-
-    def again() -> int:
-        return run_slurm(plan(exps, "smoke", 1, tmp_path), "smoke", None, tmp_path, None, log=lines.append,
-                         folder=folder, cluster="local", resources=SlurmResources(device="cpu"), wait=False)
-
-    assert again() == 1 and not list(folder.glob("*_result.pkl"))  # returned while the job sleeps
-    assert again() == 1 and len(list(folder.glob("*_submitted.pkl"))) == 1
-    assert any(line.startswith("in flight: probe") for line in lines), lines
-    deadline = time.time() + 240
-    while not list(folder.glob("*_result.pkl")) and time.time() < deadline:
-        time.sleep(1)
-    assert again() == 0 and any(line.startswith("gathered probe") for line in lines), lines
-    assert len(list(folder.glob("*_submitted.pkl"))) == 1
 
 
 # ---------------------------------------------------------------- progress under the pool

@@ -16,7 +16,7 @@ from conftest import assert_real_figure
 from aninfonce.cli import main
 from aninfonce.data.mnist import FILES, DatasetMissing, ensure_mnist, load_mnist
 from aninfonce.studies.fig3 import PROFILE_SETTINGS
-from aninfonce.runner import RunContext
+from aninfonce.runner import RunnerContext
 from aninfonce.trainers.vae_images import Fig3Spec, vae_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +70,8 @@ def test_missing_mnist_one_line_nonzero_no_traceback(tmp_path):
 @pytest.mark.slow
 def test_vae_is_trained_once_and_reused(tmp_path, mnist_root):
     spec = Fig3Spec(experiment="fig3", **PROFILE_SETTINGS["smoke"])
-    ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / "ck.pt",
-                     artifact_dir=tmp_path / "artifacts", data_root=mnist_root, show_progress=False)
+    ctx = RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / "ck.pt",
+                        artifact_dir=tmp_path / "artifacts", data_root=mnist_root, show_progress=False)
     first, built = vae_for(spec, ctx)
     assert built
     (artefact,) = (tmp_path / "artifacts").glob("vae_*.pt")

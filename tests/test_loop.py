@@ -4,16 +4,16 @@ divergence checks, and the run-context interface every context implements."""
 import pytest
 import torch
 
-from aninfonce.runner import RunContext
+from aninfonce.runner import RunnerContext
 from aninfonce.trainers import loop
 from aninfonce.trainers.loop import TrainingDiverged, train_loop
 
 
 def bare(tmp_path):
-    return RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    return RunnerContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
 
 
-class _Recording(RunContext):
+class _Recording(RunnerContext):
     def save_checkpoint(self, state):
         self.saved = [*getattr(self, "saved", []), (state["step"], state.get("epoch"))]
 
@@ -90,14 +90,14 @@ def test_a_checkpoint_that_is_not_this_runs_is_one_line(tmp_path):
     from aninfonce.errors import UserError
     from aninfonce.trainers.loop import resume_or_start
 
-    ctx = RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    ctx = RunnerContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
     torch.save({"step": 3, "rows": []}, ctx.checkpoint_path)  # loads, but holds no encoder
     with pytest.raises(UserError, match=r"c\.pt does not fit this run \(KeyError: 'encoder'\); delete it"):
         resume_or_start(ctx, {"encoder": torch.nn.Linear(2, 2)}, None, list)
 
 
 def test_a_damaged_cached_artefact_is_rebuilt(tmp_path, capsys):
-    ctx = RunContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
+    ctx = RunnerContext(torch.device("cpu"), tmp_path / "c.pt", tmp_path, show_progress=False)
     assert ctx.cached("vae", lambda: {"w": torch.ones(2)})["w"].sum() == 2
     (tmp_path / "vae.pt").write_bytes(b"\x00damaged")
     assert ctx.cached("vae", lambda: {"w": torch.full((2,), 3.0)})["w"].sum() == 6

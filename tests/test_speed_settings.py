@@ -10,7 +10,7 @@ import torch
 from aninfonce import speed
 from aninfonce.cli import main
 from aninfonce.nets import MLPEncoder
-from aninfonce.runner import RunContext
+from aninfonce.runner import RunnerContext
 from aninfonce.trainers.ensemble import EnsembleSpec
 from aninfonce.trainers.loop import train_loop
 from aninfonce.trainers.synthetic import SyntheticSpec, build, train_step
@@ -123,8 +123,8 @@ def test_steps_per_second_counts_training_time_only(tmp_path):
     """An evaluation that takes longer than the steps must not show in steps/s."""
     import time
 
-    ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / "c.pt", artifact_dir=tmp_path,
-                     show_progress=False)
+    ctx = RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / "c.pt", artifact_dir=tmp_path,
+                        show_progress=False)
 
     def slow_eval(step, loss):
         time.sleep(0.2)

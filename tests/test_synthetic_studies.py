@@ -15,7 +15,7 @@ from aninfonce.analyses import ensemble as ens_exp
 from aninfonce.specs import OverlapSpec
 from aninfonce.trainers.overlap import execute_overlap
 from aninfonce.losses import contrastive_loss
-from aninfonce.runner import RunContext
+from aninfonce.runner import RunnerContext
 from aninfonce.trainers.ensemble import EnsembleSpec, ensemble_loss, term_metric, train_ensemble
 from aninfonce.trainers.synthetic import SyntheticSpec, train_synthetic
 
@@ -81,9 +81,9 @@ def test_design_blocks_single_pair_and_all_four():
 SMALL = dict(d=6, batch=16, steps=30, eval_every=10, widths=(2, 2), eval_samples=256, mixing_draws=50)
 
 
-def ctx_at(tmp_path: Path, name: str) -> RunContext:
-    return RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / f"{name}.pt",
-                      artifact_dir=tmp_path / "art", show_progress=False)
+def ctx_at(tmp_path: Path, name: str) -> RunnerContext:
+    return RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / f"{name}.pt",
+                         artifact_dir=tmp_path / "art", show_progress=False)
 
 
 def test_one_term_ensemble_trains_exactly_like_a_single_run(tmp_path):
@@ -101,7 +101,7 @@ def test_one_term_ensemble_trains_exactly_like_a_single_run(tmp_path):
     assert [r["value"] for r in rows_single] == pytest.approx([r["value"] for r in rows_one], rel=1e-4, abs=1e-7)
 
 
-class StopAfterFirstCheckpoint(RunContext):
+class StopAfterFirstCheckpoint(RunnerContext):
     def save_checkpoint(self, state):
         super().save_checkpoint(state)
         raise KeyboardInterrupt
@@ -113,7 +113,7 @@ def test_ensemble_resumes_from_its_checkpoint(tmp_path):
     full = train_ensemble(spec, ctx_at(tmp_path, "full"))
     assert {"r2_style@term1", "lambda_hat@term1/0", "mcc", "loss_train"} <= {r["metric"] for r in full}
     killed = StopAfterFirstCheckpoint(**{f.name: getattr(ctx_at(tmp_path, "resume"), f.name)
-                                         for f in dataclasses.fields(RunContext)})
+                                         for f in dataclasses.fields(RunnerContext)})
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(spec, killed)
     assert (tmp_path / "resume.pt").exists()

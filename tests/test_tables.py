@@ -30,7 +30,7 @@ from aninfonce.data import views as V
 from aninfonce.executors import SlurmResources, run_slurm
 from aninfonce.probes import knn_top1, offline_linear_probe
 from aninfonce.registry import select
-from aninfonce.runner import RunContext, plan
+from aninfonce.runner import RunnerContext, plan
 from aninfonce.trainers.simclr import ImageSSLSpec, train_imagessl
 from aninfonce.trainers.simclr.distributed import image_ssl_loss
 
@@ -255,8 +255,21 @@ _CONTINUOUS_TOL = 5e-5
 _ONE_FLIP = {"linear_top1": 64, "knn_top1": 64, "aug_acc": 24, "aug_majority": 24}  # scored items per metric
 
 
+@pytest.fixture(scope="module")
+def one_process_rows(tmp_path_factory) -> pd.DataFrame:
+    """The rows of one process (the CLI, local executor, one thread) on the smoke runs of the CIFAR10
+    entry: what both 2-rank launchers below are held to, trained once for the module. Its synthetic
+    files are written from a fixed seed, so they are the files the 2-rank runs write beside theirs."""
+    where = tmp_path_factory.mktemp("one-process")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    _bounded([sys.executable, "reproduce.py", "cifar10-table", "--profile", "smoke", "--executor", "local",
+              "--results-dir", str(where / "res"), "--figures-dir", str(where / "fig"),
+              "--data-root", str(where / "data")], env, 240)
+    return pd.read_csv(where / "res" / "smoke" / "cifar10-table.csv")
+
+
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes(tmp_path):
+def test_torchrun_two_cpu_processes(tmp_path, one_process_rows):
     """The real entry point under torchrun with gloo: both ranks train the smoke
     runs of the CIFAR10 entry together, each embeds its shard of every
     evaluation set, rank 0 writes the rows once, and they are the rows of one
@@ -266,11 +279,11 @@ def test_torchrun_two_cpu_processes(tmp_path):
            "-m", "aninfonce.torchrun", "cifar10-table", "--profile", "smoke", "--device", "cpu",
            "--results-dir", str(tmp_path / "res"), "--data-root", str(tmp_path / "data")]
     stderr = _bounded(cmd, env, 240)
-    _assert_two_rank_rows_match_one_process(tmp_path, stderr, env)
+    _assert_two_rank_rows_match_one_process(tmp_path, stderr, one_process_rows)
 
 
 @pytest.mark.slow
-def test_slurm_two_task_jobs_through_submitit_local(tmp_path, monkeypatch):
+def test_slurm_two_task_jobs_through_submitit_local(tmp_path, monkeypatch, one_process_rows):
     """``--executor slurm`` for a data-parallel run: each smoke run of the CIFAR10
     entry is one submitit job of 2 tasks (submitit's local executor, on CPU);
     each task exports the torch.distributed variables from submitit's job
@@ -279,7 +292,6 @@ def test_slurm_two_task_jobs_through_submitit_local(tmp_path, monkeypatch):
     they are one process's within the tolerances above."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the local executor's tasks inherit this process's environment
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    env = dict(os.environ)
     folder, lines = tmp_path / "submitit", []
     runs = plan(select(["cifar10-table"]), "smoke", 1, tmp_path / "res")
     run_slurm(runs, "smoke", None, tmp_path / "res", tmp_path / "data", log=lines.append, folder=folder,
@@ -287,12 +299,12 @@ def test_slurm_two_task_jobs_through_submitit_local(tmp_path, monkeypatch):
     assert "submitted 2 runs to local" in lines[0] and all(line.endswith("2 tasks)") for line in lines[1:]), lines
     assert len(list(folder.glob("*_submitted.pkl"))) == 2 and len(list(folder.glob("*_1_result.pkl"))) == 2
     stderr = "".join(f.read_text() for f in sorted(folder.glob("*_log.err")))
-    _assert_two_rank_rows_match_one_process(tmp_path, stderr, env)
+    _assert_two_rank_rows_match_one_process(tmp_path, stderr, one_process_rows)
 
 
-def _assert_two_rank_rows_match_one_process(tmp_path: Path, stderr: str, env: dict) -> None:
+def _assert_two_rank_rows_match_one_process(tmp_path: Path, stderr: str, one: pd.DataFrame) -> None:
     """The rows a 2-rank run of the smoke CIFAR10 entry wrote under tmp_path/res, and the ranks'
-    evaluation lines in ``stderr``, against one process on the same runs (tmp_path/one)."""
+    evaluation lines in ``stderr``, against ``one``: one process's rows on the same runs."""
     df = pd.read_csv(tmp_path / "res" / "smoke" / "cifar10-table.csv")
     assert set(df["loss"]) == {"aninfonce", "infonce-learned"}
     assert (df["metric"] == "linear_top1").sum() == 2  # written once per run, by rank 0
@@ -307,10 +319,6 @@ def _assert_two_rank_rows_match_one_process(tmp_path: Path, stderr: str, env: di
         assert sorted(r for r, _, _ in lines) == [0, 0, 1, 1]  # 2 runs x 2 ranks
         assert all(k > 0 for _, k, _ in lines) and sum(k for _, k, _ in lines) == sum(n for _, _, n in lines) // 2
     # (b) the rows of one process on the same spec
-    _bounded([sys.executable, "reproduce.py", "cifar10-table", "--profile", "smoke", "--executor", "local",
-              "--results-dir", str(tmp_path / "one"), "--figures-dir", str(tmp_path / "fig"),
-              "--data-root", str(tmp_path / "data")], env, 240)
-    one = pd.read_csv(tmp_path / "one" / "smoke" / "cifar10-table.csv")
     key = ["run_key", "step", "metric", "protocol"]
     both = df[key + ["value"]].fillna({"protocol": ""}).merge(one[key + ["value"]].fillna({"protocol": ""}),
                                                               on=key, how="outer", suffixes=("_two", "_one"))
@@ -335,18 +343,18 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path):
                         warmup_epochs=0.0, proj_hidden=16, proj_dim=4, probe_iters=5, knn_k=3, recovery_views=16,
                         log_every=1, num_workers=0, train_limit=40)
 
-    def ctx(name: str) -> RunContext:
-        return RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / name / "ck.pt",
-                          artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+    def ctx(name: str) -> RunnerContext:
+        return RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / name / "ck.pt",
+                             artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
 
     full = train_imagessl(spec, ctx("a"))
 
-    class DiesAfterFirstCheckpoint(RunContext):
+    class DiesAfterFirstCheckpoint(RunnerContext):
         def save_checkpoint(self, state):
             super().save_checkpoint(state)
             raise _Killed
 
-    dying = DiesAfterFirstCheckpoint(**{f.name: getattr(ctx("b"), f.name) for f in dataclasses.fields(RunContext)})
+    dying = DiesAfterFirstCheckpoint(**{f.name: getattr(ctx("b"), f.name) for f in dataclasses.fields(RunnerContext)})
     with pytest.raises(_Killed):
         train_imagessl(spec, dying)
     assert torch.load(tmp_path / "b" / "ck.pt", weights_only=True)["epoch"] == 1
@@ -364,8 +372,8 @@ def test_constant_lr_schedule_keeps_the_peak_after_warm_up(tmp_path):
                         knn_k=3, recovery_views=16, log_every=1, num_workers=0, train_limit=40)
 
     def lrs(spec):
-        ctx = RunContext(device=torch.device("cpu"), checkpoint_path=tmp_path / spec.key / "ck.pt",
-                         artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
+        ctx = RunnerContext(device=torch.device("cpu"), checkpoint_path=tmp_path / spec.key / "ck.pt",
+                            artifact_dir=tmp_path / "art", data_root=None, show_progress=False)
         rows = train_imagessl(spec, ctx)
         return [r["value"] for r in sorted((r for r in rows if r["metric"] == "lr"), key=lambda r: r["step"])]
 

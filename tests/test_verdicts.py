@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import table_rows
 
 from aninfonce import claims as C
 from aninfonce.registry import Claim, ClaimResult
@@ -419,17 +420,15 @@ def test_lost_directions_lists_the_runs_with_a_dim_below_the_line_in_grid_order(
                       + run("k5", "infonce-tau1", 100.0, 0, [0.99, 0.01]))
     text = lost_directions(df)
     assert "**3 of 4**" in text
-    rows = [line for line in text.splitlines() if line.startswith("| lam2")]
-    assert rows == ["| lam2=25.0, seed=0 | **0.40** | 0.97 |", "| lam2=25.0, seed=1 | 0.95 | **0.80** |",
-                    "| lam2=100.0, seed=0 | 0.95 | **0.50** |"]
+    assert table_rows(text) == [["run", "R² dim 0", "R² dim 1"], ["lam2=25.0, seed=0", "**0.40**", "0.97"],
+                                ["lam2=25.0, seed=1", "0.95", "**0.80**"], ["lam2=100.0, seed=0", "0.95", "**0.50**"]]
     wider = pd.DataFrame(run("k6", "aninfonce", 50.0, 0, [0.95, 0.50, 0.30]))
-    rows = [line for line in lost_directions(pd.concat([df, wider])).splitlines() if line.startswith("| lam2")]
-    assert rows[0] == "| lam2=25.0, seed=0 | **0.40** | 0.97 | – |"  # a run without dim 2 shows no number there
-    assert rows[2] == "| lam2=50.0, seed=0 | 0.95 | **0.50** | **0.30** |"
+    rows = table_rows(lost_directions(pd.concat([df, wider])))[1:]
+    assert rows[0] == ["lam2=25.0, seed=0", "**0.40**", "0.97", "–"]  # a run without dim 2 shows no number there
+    assert rows[2] == ["lam2=50.0, seed=0", "0.95", "**0.50**", "**0.30**"]
     iso = pd.DataFrame(run("k7", "aninfonce", 25.0, 0, [0.5, 0.9]) + run("k8", "aninfonce", 50.0, 0, [0.5, 0.9])
                        ).assign(lambda_kind="isotropic")  # fig4: Lambda = kappa * I, lam2 holds kappa
-    assert [line.split(" |")[0] for line in lost_directions(iso).splitlines() if line.startswith("| κ")] == [
-        "| κ=25.0", "| κ=50.0"]
+    assert [row[0] for row in table_rows(lost_directions(iso))[1:]] == ["κ=25.0", "κ=50.0"]
 
 
 def test_every_claim_id_is_unique_across_the_registry():
@@ -458,7 +457,7 @@ def test_the_rule_change_log_is_complete_and_printed():
     text = rule_changes_section()
     assert text.startswith("## Rule changes after data")
     assert all(f"### `{c.id}`" in text for c in RULE_CHANGES)
-    assert "| `authors-logs.bimodal-25-5.mcc` | FAIL (28 of 33) | PASS |" in text
+    assert ["`authors-logs.bimodal-25-5.mcc`", "FAIL (28 of 33)", "PASS"] in table_rows(text)
 
 
 def test_lambda_scale_shape_splits_a_drifting_scale_from_a_moving_shape():

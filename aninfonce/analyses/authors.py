@@ -27,6 +27,7 @@ from ..plots import LOSS_COLORS, no_data, run_caption, save
 from ..reference import COLUMNS, LOGGED, authors_series, reference_runs
 from ..registry import Analysis, Claim, ClaimResult, register
 from ..specs import AUTHORS_SETTING
+from ..table_markup import markdown
 from .common import SEE_AUTHORS, lost_directions
 from .fig2 import BLOCK_LEAK, MINIMUM_TOLERANCE, block_orthogonal, linear_mcc, linear_ordering, reaches_minimum
 
@@ -348,8 +349,7 @@ def _loss_lag(theirs: pd.DataFrame, ours: pd.DataFrame) -> str:
 def reference_table(df: pd.DataFrame) -> str:
     """Authors vs ours at matched steps (every 2,000 from FROM_STEP, and our
     last step), then the authors' final row as context."""
-    lines = ["| setting | step | loss, authors / ours | R² (all, same sample), authors / ours | MCC, authors / ours | "
-             "Λ̂ lowest … highest, authors / ours |", "|---|---|---|---|---|---|"]
+    rows = []
     for setting, kind in SETTINGS.items():
         theirs = authors_series(setting)
         ours = {name: our_trajectory(df, kind, name) for name in TOLERANCE}
@@ -366,28 +366,31 @@ def reference_table(df: pd.DataFrame) -> str:
             lam, a = ours["lambda_hat"].loc[s], theirs.at[s, "lambda_sorted"]
             top = lam.xs(lam.index.get_level_values(0).max(), level=0)
             cells.append(f"{a[0]:.1f} … {a[-1]:.1f} / {lam.xs(0, level=0).mean():.1f} … {top.mean():.1f}")
-            lines.append(f"| {setting} | {s:,} | " + " | ".join(cells) + " |")
+            rows.append([setting, f"{s:,}", *cells])
         lag = _loss_lag(theirs, ours["loss_train"])
         if lag:
-            lines.append(f"| {setting} | {lag} | | | | |")
+            rows.append([setting, lag, "", "", "", ""])
         end = theirs.iloc[-1]
-        lines.append(f"| {setting} | authors' last, {int(theirs.index[-1]):,} [context] | {end['loss_mean_250']:.3f} | "
-                     f"{end['r2_all_same_sample']:.4f} | {end['mcc']:.3f} | {end['lambda_sorted'][0]:.1f} … "
-                     f"{end['lambda_sorted'][-1]:.1f} |")
+        rows.append([setting, f"authors' last, {int(theirs.index[-1]):,} [context]", f"{end['loss_mean_250']:.3f}",
+                     f"{end['r2_all_same_sample']:.4f}", f"{end['mcc']:.3f}",
+                     f"{end['lambda_sorted'][0]:.1f} … {end['lambda_sorted'][-1]:.1f}"])
     n = df["seed"].nunique()
-    lines += ["", f"Ours: mean over {n} seeds (min–max in brackets). Loss: the mean training loss of the "
-              "250 steps before the step, on both sides. The authors' step n is matched with our step n - 1.", "",
-              "**Does our trainer learn more slowly than theirs?** Held against every reference run (their log and, "
-              "for bimodal, their own code with two fresh seeds):", "", slower_text(df), "", shared_variation(df), "",
-              f"**The trajectory rule's false-FAIL rate** (nominal at most {ALPHA:.0%} for exchangeable, normally "
-              "spread runs), measured leave-one-seed-out: each of our seeds in turn plays every reference run "
-              "against the other seeds.", "", "| setting | metric | fails / trials |", "|---|---|---|"]
-    total = [0, 0]
+    lines = [markdown(rows, ["setting", "step", "loss, authors / ours", "R² (all, same sample), authors / ours",
+                             "MCC, authors / ours", "Λ̂ lowest … highest, authors / ours"]),
+             "", f"Ours: mean over {n} seeds (min–max in brackets). Loss: the mean training loss of the "
+             "250 steps before the step, on both sides. The authors' step n is matched with our step n - 1.", "",
+             "**Does our trainer learn more slowly than theirs?** Held against every reference run (their log and, "
+             "for bimodal, their own code with two fresh seeds):", "", slower_text(df), "", shared_variation(df), "",
+             f"**The trajectory rule's false-FAIL rate** (nominal at most {ALPHA:.0%} for exchangeable, normally "
+             "spread runs), measured leave-one-seed-out: each of our seeds in turn plays every reference run "
+             "against the other seeds.", ""]
+    total, rows = [0, 0], []
     for setting, kind in SETTINGS.items():
         for name in TOLERANCE:
             fails, trials = false_fail_rate(our_trajectory(df, kind, name), reference_runs(setting), name)
             total = [total[0] + fails, total[1] + trials]
-            lines.append(f"| {setting} | {LABELS[name]} | {fails} / {trials} |")
+            rows.append([setting, LABELS[name], f"{fails} / {trials}"])
+    lines.append(markdown(rows, ["setting", "metric", "fails / trials"]))
     if total[1]:
         upper = stats.beta.ppf(0.95, total[0] + 1, total[1] - total[0])  # one-sided Clopper-Pearson
         lines += ["", f"Pooled: {total[0]} of {total[1]} ({total[0] / total[1]:.0%}; 95 % upper bound {upper:.0%}). "

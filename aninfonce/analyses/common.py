@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..frames import final_step, indexed_metric
+from ..table_markup import markdown
 
 # after the deviations a manifest lists for a synthetic entry (report: "Not the authors' model or optimiser")
 SEE_AUTHORS = ("The verdicts below are about this setting; see `authors-logs` for the authors' own setting and "
@@ -43,13 +44,12 @@ def lost_directions(df: pd.DataFrame) -> str:
             nums = [pd.to_numeric(v, errors="coerce") for v in vals]
             return tuple((0, n, "") if pd.notna(n) else (1, 0.0, str(v)) for n, v in zip(nums, vals))
         lost = lost.loc[sorted(lost.index, key=grid_order)]
-    lines = [head, "", "| run | " + " | ".join(f"R² dim {d}" for d in table.columns) + " |",
-             "|---|" + "---|" * len(table.columns)]
     # an isotropic Lambda = lam2 * I (fig4) is a concentration kappa: named as the entry's text names it
     isotropic = "lambda_kind" in spec and (spec["lambda_kind"].astype(str) == "isotropic").all()
     label = {"lam2": "κ"} if isotropic else {}
+    rows = []
     for key, row in lost.iterrows():
         name = ", ".join(f"{label.get(c, c)}={spec.at[key, c]}" for c in varying) or key
         cells = ("–" if pd.isna(v) else f"**{v:.2f}**" if v < LOST_DIM else f"{v:.2f}" for v in row)  # –: no such dim
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([name, *cells])
+    return "\n".join([head, "", markdown(rows, ["run", *(f"R² dim {d}" for d in table.columns)])])

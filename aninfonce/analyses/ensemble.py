@@ -34,6 +34,7 @@ from ..frames import final_step, indexed_metric, metric
 from ..protocols import HELD_OUT
 from ..plots import no_data, run_caption, save
 from ..registry import Analysis, Claim, ClaimResult, register
+from ..table_markup import markdown
 from ..verdicts import unsettled_runs
 from .common import SEE_AUTHORS, lost_directions
 
@@ -179,15 +180,15 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str, runs: Path | None =
 
 def reference_ensemble(df: pd.DataFrame) -> str:
     lines = ["No numbers for this study are available from the paper [recon]; ours at the final step "
-             "(blocks = groups of dims the used terms cannot tell apart):", "",
-             "| terms | blocks | R² (all) | min per-dim R² | MCC |", "|---|---|---|---|---|"]
+             "(blocks = groups of dims the used terms cannot tell apart):", ""]
+    rows = []
     for d, used in DESIGNS.items():
         if d not in set(df["terms_used"]):
             continue
         r2 = _per_dim_r2(df, d)
-        lines.append(f"| {d} | {' '.join('{' + ','.join(map(str, b)) + '}' for b in blocks(used))} | "
-                     f"{_final(df, 'r2_all', d):.3f} | {r2.min():.3f} | {_final(df, 'mcc', d):.3f} |")
-    return "\n".join(lines)
+        rows.append([d, " ".join("{" + ",".join(map(str, b)) + "}" for b in blocks(used)),
+                     f"{_final(df, 'r2_all', d):.3f}", f"{r2.min():.3f}", f"{_final(df, 'mcc', d):.3f}"])
+    return "\n".join(lines + [markdown(rows, ["terms", "blocks", "R² (all)", "min per-dim R²", "MCC"])])
 
 
 ENSEMBLE = register(Analysis(

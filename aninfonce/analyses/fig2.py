@@ -37,6 +37,7 @@ from ..reference import authors_series
 from ..registry import Analysis, Claim, ClaimResult, register
 from ..specs import SYNTHETIC_LOSSES as LOSSES
 from ..specs import precision_preset
+from ..table_markup import markdown
 from ..verdicts import unsettled_runs
 from .common import SEE_AUTHORS, lost_directions
 
@@ -310,19 +311,19 @@ def _per_seed(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         [(f"ours, seed {s}", df[df["seed"] == s]) for s in seeds] if len(seeds) > 1 else [])
 
 
-def _authors_at(df: pd.DataFrame, setting: str, halves: bool = False) -> str:
+def _authors_at(df: pd.DataFrame, setting: str, halves: bool = False) -> list[str]:
     """The authors' logged row at the step our runs ended [code] (their
     batch 1000 and learning rates; R^2 same-sample), so a budget effect is
     read as one: at 12k steps their own MCC was far from its end value."""
     step = int(df["step"].max())
     log = authors_series(setting)
     if step not in log.index:
-        return f"| authors' log at our last step {step:,} | not logged | | | |"
+        return [f"authors' log at our last step {step:,}", "not logged", "", "", ""]
     r = log.loc[step]
     lam = r["lambda_sorted"]
     shown = f"{lam[5:].mean():.1f} / {lam[:5].mean():.1f}" if halves else ", ".join(f"{v:.1f}" for v in lam)
-    return (f"| authors' log at our last step, {step + 1:,} [code] | {r['loss_mean_250']:.2f} (batch 1000) | "
-            f"{r['r2_all_same_sample']:.4f} (same sample) | {r['mcc']:.3f} | {shown} (sorted) |")
+    return [f"authors' log at our last step, {step + 1:,} [code]", f"{r['loss_mean_250']:.2f} (batch 1000)",
+            f"{r['r2_all_same_sample']:.4f} (same sample)", f"{r['mcc']:.3f}", f"{shown} (sorted)"]
 
 
 def _ours(df: pd.DataFrame, **sel) -> tuple[dict[str, float], np.ndarray]:
@@ -332,18 +333,17 @@ def _ours(df: pd.DataFrame, **sel) -> tuple[dict[str, float], np.ndarray]:
 
 def reference_linear(df: pd.DataFrame) -> str:
     """The authors' logged numbers [code] beside ours, per seed."""
-    lines = ["| | loss | R² (all) | MCC | learned Λ̂ |", "|---|---|---|---|---|",
-             "| authors' log, step 102,251 [code] | 4.08 | 0.9976 | 0.990 | 5.9, 7.8, 9.7, 11.7, 13.7, 15.8, 18.0, 19.9, 22.0, 24.2 |",
-             _authors_at(df, "linear-5-25")]
+    table = [["authors' log, step 102,251 [code]", "4.08", "0.9976", "0.990",
+              "5.9, 7.8, 9.7, 11.7, 13.7, 15.8, 18.0, 19.9, 22.0, 24.2"], _authors_at(df, "linear-5-25")]
     for label, rows in _per_seed(df):
         ours, lam = _ours(rows, loss="aninfonce")
-        lines.append(f"| {label} | {ours['loss_eval']:.2f} | {ours['r2_all']:.4f} | {ours['mcc']:.3f} | "
-                     f"{', '.join(f'{v:.1f}' for v in lam)} |")
+        table.append([label, f"{ours['loss_eval']:.2f}", f"{ours['r2_all']:.4f}", f"{ours['mcc']:.3f}",
+                      ", ".join(f"{v:.1f}" for v in lam)])
     batches = sorted({int(b) for b in df["batch"]})
     note = (f"Our loss: the evaluation loss on one fixed batch of {', '.join(map(str, batches))} positive pairs; the "
             "authors': their training loss, the mean of the 250 steps before the logged one, at batch 1000"
             + ("." if batches == [1000] else " (the loss grows with log batch, so the two differ in scale)."))
-    return "\n".join(lines + ["", note])
+    return "\n".join([markdown(table, ["", "loss", "R² (all)", "MCC", "learned Λ̂"]), "", note])
 
 
 def _baseline_summary(df: pd.DataFrame) -> str:
@@ -352,16 +352,16 @@ def _baseline_summary(df: pd.DataFrame) -> str:
     lam2s = swept(df)
     if len(lam2s) < 3:
         return f"_Waits for the Λ2 sweep: results at Λ2 = {', '.join(f'{v:g}' for v in lam2s) or 'none'} so far._"
-    lines = [f"| InfoNCE baseline | style R² falls with Λ2 | AnInfoNCE keeps more style at Λ2 = {lam2s[-1]:g} | "
-             "reproduces the caption |", "|---|---|---|---|"]
+    rows = []
     for loss in LOSSES:
         if loss == "aninfonce" or loss not in set(df["loss"]):
             continue
         falls, beaten = _infonce_loses_style(loss)(df), _anin_beats_infonce(loss)(df)
         both = "yes" if falls.passed and beaten.passed else "no"
-        lines.append(f"| {LOSS_LABELS[loss]} | {'yes' if falls.passed else 'no'} ({falls.measured.split('; ')[-1]}) | "
-                     f"{'yes' if beaten.passed else 'no'} ({beaten.measured.split(': ')[-1]}) | **{both}** |")
-    return "\n".join(lines)
+        rows.append([LOSS_LABELS[loss], f"{'yes' if falls.passed else 'no'} ({falls.measured.split('; ')[-1]})",
+                     f"{'yes' if beaten.passed else 'no'} ({beaten.measured.split(': ')[-1]})", f"**{both}**"])
+    return markdown(rows, ["InfoNCE baseline", "style R² falls with Λ2",
+                           f"AnInfoNCE keeps more style at Λ2 = {lam2s[-1]:g}", "reproduces the caption"])
 
 
 def reference_fig2(df: pd.DataFrame) -> str:
@@ -369,15 +369,15 @@ def reference_fig2(df: pd.DataFrame) -> str:
 
 
 def _reference_focus(df: pd.DataFrame) -> str:
-    lines = ["| AnInfoNCE, bimodal 25 / 5 | loss | R² (all) | MCC | learned Λ̂ (content / style) |", "|---|---|---|---|---|",
-             "| authors' log, step 118,251 [code] | 4.37 | 0.9973 | 0.684 | 23.1 / 5.5 |",
+    table = [["authors' log, step 118,251 [code]", "4.37", "0.9973", "0.684", "23.1 / 5.5"],
              _authors_at(df, "bimodal-25-5", halves=True)]
     for label, rows in _per_seed(C.select(df, loss="aninfonce", lam2=FOCUS_LAMBDA2)):
         ours, lam = _ours(rows)
         half = len(lam) // 2
-        lines.append(f"| {label} | {ours['loss_eval']:.2f} | {ours['r2_all']:.4f} | {ours['mcc']:.3f} | "
-                     f"{lam[:half].mean():.1f} / {lam[half:].mean():.1f} |" if len(lam) else f"| {label} | no rows | | | |")
-    return "\n".join(lines)
+        table.append([label, f"{ours['loss_eval']:.2f}", f"{ours['r2_all']:.4f}", f"{ours['mcc']:.3f}",
+                      f"{lam[:half].mean():.1f} / {lam[half:].mean():.1f}"]
+                     if len(lam) else [label, "no rows", "", "", ""])
+    return markdown(table, ["AnInfoNCE, bimodal 25 / 5", "loss", "R² (all)", "MCC", "learned Λ̂ (content / style)"])
 
 
 FIG2 = register(Analysis(

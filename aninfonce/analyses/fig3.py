@@ -59,6 +59,7 @@ from ..plots import (
     unsettled_handle,
 )
 from ..registry import Analysis, Claim, ClaimResult, register
+from ..table_markup import markdown
 from ..verdicts import SETTLED_FRACTION, unsettled_runs
 from .common import lost_directions
 
@@ -316,13 +317,14 @@ def _plot_vae(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = Non
 # ---------------------------------------------------------------- reference
 def reference_fig3(df: pd.DataFrame) -> str:
     lams = _sweep(df)
-    lines = ["| loss | Λ2 | R² content | R² style | KNN acc |", "|---|---|---|---|---|"]
+    rows = []
     for loss in LOSSES:
         for lam2 in lams:
             sel = dict(loss=loss, lambda_kind="bimodal", lam2=lam2)
-            lines.append(f"| {LOSS_LABELS[loss]} | {lam2:g} | {C.final_value(df, 'r2_content', **sel):.3f} | "
-                         f"{C.final_value(df, 'r2_style', **sel):.3f} | "
-                         f"{C.final_value(df, 'knn_acc', protocol=None, **sel):.3f} |")
+            rows.append([LOSS_LABELS[loss], f"{lam2:g}", f"{C.final_value(df, 'r2_content', **sel):.3f}",
+                         f"{C.final_value(df, 'r2_style', **sel):.3f}",
+                         f"{C.final_value(df, 'knn_acc', protocol=None, **sel):.3f}"])
+    lines = [markdown(rows, ["loss", "Λ2", "R² content", "R² style", "KNN acc"])]
     vae_knn = C.final_value(df, "knn_acc_vae_latent", protocol=None)
     proto = df.loc[df["metric"] == "knn_acc", "protocol"].dropna()
     lines += ["", f"KNN protocol: {proto.iloc[0] if len(proto) else 'n/a'}. The VAE's own posterior means score "

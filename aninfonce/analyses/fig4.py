@@ -36,6 +36,7 @@ from ..frames import final_step, indexed_metric, metric
 from ..protocols import HELD_OUT
 from ..plots import hollow_unsettled, no_data, run_caption, save, seed_markers, unsettled_handle
 from ..registry import Analysis, Claim, ClaimResult, register
+from ..table_markup import markdown
 from ..verdicts import unsettled_runs
 from .common import SEE_AUTHORS, lost_directions
 
@@ -166,11 +167,10 @@ def reference_fig4(df: pd.DataFrame) -> str:
     df = df[(df["protocol"].isna()) | (df["protocol"] == HELD_OUT)]
     last = final_step(df)
     tab = metric(last, "r2_all").pivot_table(index=["d", "lam2"], columns="batch", values="value", aggfunc="mean")
-    lines = ["The paper's Figure 4 numbers are not available [caption only]; ours, final held-out R² (all dims):", "",
-             "| d | κ | " + " | ".join(f"batch {b}" for b in tab.columns) + " |",
-             "|---|---|" + "---|" * len(tab.columns)]
-    lines += [f"| {d} | {k:g} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for (d, k), row in tab.iterrows()]
-    return "\n".join(lines)
+    rows = [[d, f"{k:g}", *(f"{v:.3f}" for v in row)] for (d, k), row in tab.iterrows()]
+    return "\n".join(["The paper's Figure 4 numbers are not available [caption only]; "
+                      "ours, final held-out R² (all dims):", "",
+                      markdown(rows, ["d", "κ", *(f"batch {b}" for b in tab.columns)])])
 
 
 FIG4 = register(Analysis(

@@ -30,6 +30,7 @@ import pandas as pd
 from .. import claims as C
 from ..plots import empty_panel, no_data, run_caption, save, ticks_at
 from ..registry import Analysis, Claim, ClaimResult, register
+from ..table_markup import markdown
 
 KAPPAS = (5.0, 25.0, 100.0, 400.0)  # [recon] the style (5) and content (25) precisions of Figure 2, then larger
 SMALL, LARGE = KAPPAS[0], KAPPAS[-1]  # the two conditionals the schematic draws
@@ -140,15 +141,13 @@ def plot_fig5(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = Non
 
 
 def reference_fig5(df: pd.DataFrame) -> str:
-    lines = ["The paper's Figure 5 is a schematic without numbers; ours:", "",
-             "| κ | circle: overlap | circle: mean angle to anchor | sphere: overlap | sphere: mean angle |",
-             "|---|---|---|---|---|"]
     ang = {d: df[(df["metric"] == "angle_deg") & (df["d"].astype(int) == d)].groupby("kappa")["value"].mean() for d in (2, 3)}
     ov = {d: _overlap(df, d) for d in (2, 3)}
-    for k in sorted(ov[2].index):
-        lines.append(f"| {k:g} | {ov[2].get(k, math.nan):.4f} | {ang[2].get(k, math.nan):.1f}° | "
-                     f"{ov[3].get(k, math.nan):.4f} | {ang[3].get(k, math.nan):.1f}° |")
-    return "\n".join(lines)
+    rows = [(f"{k:g}", f"{ov[2].get(k, math.nan):.4f}", f"{ang[2].get(k, math.nan):.1f}°",
+             f"{ov[3].get(k, math.nan):.4f}", f"{ang[3].get(k, math.nan):.1f}°") for k in sorted(ov[2].index)]
+    return "\n".join(["The paper's Figure 5 is a schematic without numbers; ours:", "",
+                      markdown(rows, ["κ", "circle: overlap", "circle: mean angle to anchor", "sphere: overlap",
+                                      "sphere: mean angle"])])
 
 
 register(Analysis(

@@ -34,6 +34,7 @@ from ..frames import final_step, metric
 from ..protocols import HELD_OUT
 from ..plots import GROUP_LABELS, GROUP_STYLES, hollow_unsettled, no_data, run_caption, save, unsettled_handle
 from ..registry import Analysis, Claim, ClaimResult, register
+from ..table_markup import markdown
 from ..verdicts import unsettled_runs
 from .common import SEE_AUTHORS, lost_directions
 
@@ -133,17 +134,17 @@ def plot_hardneg(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = 
 
 
 def reference_hardneg(df: pd.DataFrame) -> str:
-    lines = ["No numbers for this study are available from the paper [recon]; ours at the final step:", "",
-             "| β | R² content | R² style | MCC | mean Λ̂ content / style |", "|---|---|---|---|---|"]
+    rows = []
     for beta in _betas(df):
         # through the Hungarian matching: entry j = Lambda^ of the encoder dim encoding latent j
         lam = C.final_lambda_hat(df, matched=True, hard_beta=beta)
         half = len(lam) // 2
-        lines.append(f"| {beta:g} | {C.final_value(df, 'r2_content', hard_beta=beta):.3f} | "
-                     f"{C.final_value(df, 'r2_style', hard_beta=beta):.3f} | "
-                     f"{C.final_value(df, 'mcc', protocol=None, hard_beta=beta):.3f} | "
-                     f"{lam[:half].mean():.1f} / {lam[half:].mean():.1f} |")
-    return "\n".join(lines)
+        rows.append([f"{beta:g}", f"{C.final_value(df, 'r2_content', hard_beta=beta):.3f}",
+                     f"{C.final_value(df, 'r2_style', hard_beta=beta):.3f}",
+                     f"{C.final_value(df, 'mcc', protocol=None, hard_beta=beta):.3f}",
+                     f"{lam[:half].mean():.1f} / {lam[half:].mean():.1f}"])
+    return "\n".join(["No numbers for this study are available from the paper [recon]; ours at the final step:", "",
+                      markdown(rows, ["β", "R² content", "R² style", "MCC", "mean Λ̂ content / style"])])
 
 
 HARDNEG = register(Analysis(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..specs import ImageSSLSpec, augment_config
+from ..table_markup import markdown
 
 # Common smoke settings: a few batches of tiny images, seconds on one CPU thread.
 _SMOKE = dict(epochs=1, batch=8, steps_per_epoch_limit=2, warmup_epochs=0.0, proj_hidden=32, proj_dim=8,
@@ -216,9 +217,7 @@ def recipe_table(entry: str, settings: dict, profile: str) -> str:
     """Markdown: every value of the entry's paper recipe, its label and where it comes from."""
     sources = SOURCES[entry]
     lines = [f"Recipe of the `paper` profile (what a GPU run trains; `{profile}` scales it down as the entry's "
-             "settings say). Every value is [recon]: none is in the authors' code or captions.", "",
-             "| setting | value | from | note |", "|---|---|---|---|"]
-    for name, value in recipe(entry, settings).items():
-        origin, note = sources.get(name, ("**no source recorded**", ""))
-        lines.append(f"| `{name}` | {_fmt(value)} | {origin} | {note} |")
-    return "\n".join(lines)
+             "settings say). Every value is [recon]: none is in the authors' code or captions.", ""]
+    rows = [(f"`{name}`", _fmt(value), *sources.get(name, ("**no source recorded**", "")))
+            for name, value in recipe(entry, settings).items()]
+    return "\n".join(lines + [markdown(rows, ["setting", "value", "from", "note"])])

@@ -39,6 +39,7 @@ from ..plots import LOSS_COLORS, LOSS_LABELS, no_data, run_caption, save
 from ..registry import Analysis, Claim, ClaimResult, register
 from ..specs import AUGMENTS
 from ..specs import IMAGE_LOSSES as LOSSES
+from ..table_markup import latex, markdown
 from ..verdicts import SETTLED_FRACTION, lambda_scale_shape, moving_lambda
 from .recipes import SOURCES as RECIPE_SOURCES
 from .recipes import PROFILE_SETTINGS, recipe_table
@@ -171,23 +172,6 @@ def table_frame(df: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, list[s
     return pd.DataFrame(rows), notes
 
 
-def _latex(frame: pd.DataFrame, caption: str) -> str:
-    cols = list(frame.columns)
-    esc = lambda s: str(s).replace("%", r"\%").replace("_", r"\_").replace("†", r"$^\dagger$").replace("²", "$^2$").replace("σ", r"$\sigma$").replace("τ", r"$\tau$")  # noqa: E731
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}",
-             r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    lines += [" & ".join(esc(v) for v in r) + r" \\" for r in frame.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}", ""]
-    return "\n".join(lines)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _plotter(experiment: str, title: str):
     def plot(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
         name = experiment.replace("-", "_")
@@ -208,10 +192,10 @@ def _plotter(experiment: str, title: str):
         out.mkdir(parents=True, exist_ok=True)
         md = out / f"{name}.md"
         md.write_text("\n".join([f"**Table ({experiment}, profile `{profile}`, {what}; {seeds}; {budget})**", "",
-                                 _markdown(frame), "",
+                                 markdown(frame), "",
                                  *notes, ""]))
         tex = out / f"{name}.tex"
-        tex.write_text(_latex(frame, caption))
+        tex.write_text(latex(frame, caption))
         return [md, tex, *_lambda_figure(df, out, f"{name}_lambda", f"{title} — profile {profile}, {what}",
                                          SETTLE_LAMBDA_REL.get(experiment), profile)]
     return plot
@@ -295,14 +279,14 @@ REFERENCE = {
 def _reference(experiment: str):
     def ref(df: pd.DataFrame) -> str:
         lin = headline(df, "linear_top1")
-        lines = ["| source | protocol | InfoNCE linear top-1 (%) |", "|---|---|---|"]
-        lines += [f"| {s} | {p} | {v} |" for s, p, v in REFERENCE[experiment]]
+        rows = list(REFERENCE[experiment])
         proto = final_step(df)
         proto = proto[proto["metric"] == "linear_top1"]["protocol"].iloc[0]
-        for loss in [l for l in BASELINES if l in lin.index]:
-            lines.append(f"| ours, {LABELS[loss]} | `{proto}` | {100 * lin[loss]:.1f} |")
+        rows += [(f"ours, {LABELS[loss]}", f"`{proto}`", f"{100 * lin[loss]:.1f}")
+                 for loss in BASELINES if loss in lin.index]
         if not REFERENCE[experiment]:
-            lines.append("| (no paper number: MNIST is a stand-in) | | |")
+            rows.append(("(no paper number: MNIST is a stand-in)", "", ""))
+        lines = [markdown(rows, ["source", "protocol", "InfoNCE linear top-1 (%)"])]
         if experiment in SETTLE_LAMBDA_REL:
             lines += ["", _scale_shape(df, SETTLE_LAMBDA_REL[experiment])]
         return "\n".join(lines)
@@ -320,13 +304,15 @@ def _scale_shape(df: pd.DataFrame, rel: float) -> str:
     lines = [f"Sensitivity check, not a verdict: over each run's last fifth, the settle rule's number (sorted Λ̂, "
              f"<= {rel:.0%} to settle) beside the same movement split into Λ̂'s scale (its median) and its shape "
              "(Λ̂ / ΣΛ̂, each rank against its final value). The claims' verdicts keep the rule they were judged by.",
-             "", "| loss | seed | rule | scale (median) | shape (Λ̂ / ΣΛ̂) |", "|---|---|---|---|---|"]
+             ""]
     moved = moved.assign(loss=[runs.loc[k, "loss"] for k in moved["run_key"]],
                          seed=[runs.loc[k, "seed"] for k in moved["run_key"]]).sort_values(["loss", "seed"])
+    rows = []
     for r in moved.itertuples():
         run = runs.loc[r.run_key]
-        lines.append(f"| {LABELS.get(run['loss'], run['loss'])} | {run['seed']} | {r.rule:.1%}"
-                     f"{'' if r.rule <= rel else ' (moving)'} | {r.scale:.1%} | {r.shape:.1%} |")
+        rows.append([LABELS.get(run["loss"], run["loss"]), run["seed"],
+                     f"{r.rule:.1%}{'' if r.rule <= rel else ' (moving)'}", f"{r.scale:.1%}", f"{r.shape:.1%}"])
+    lines.append(markdown(rows, ["loss", "seed", "rule", "scale (median)", "shape (Λ̂ / ΣΛ̂)"]))
     settled = (moved["rule"] <= rel).sum()
     shape_settled = (moved["shape"] <= rel).sum()
     lines += ["", f"{settled} of {len(moved)} runs settle under the rule; {shape_settled} of {len(moved)} would under "

@@ -4,7 +4,7 @@ finite, snapshot. The framework owns the cadence, timing and checkpoints; a
 trainer only supplies ``step``, ``evaluate`` and its state.
 
 What a trainer and the loop see of the framework is one declared interface,
-:class:`RunContext`: the runner's context (:class:`aninfonce.runner.RunContext`)
+:class:`RunContext`: the runner's context (:class:`aninfonce.runner.RunnerContext`)
 and a data-parallel job's non-zero ranks (:mod:`aninfonce.torchrun`) implement
 it. A variant of the loop is asked for by an argument: epochs of a data loader
 (``steps_per_epoch``, ``new_epoch``: the SimCLR trainer), and no checkpoints
