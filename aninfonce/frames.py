@@ -81,15 +81,26 @@ def last_step_mask(df: pd.DataFrame, among: np.ndarray | None = None) -> np.ndar
 
 
 def metric(df: pd.DataFrame, name: str, protocol: str | None = None) -> pd.DataFrame:
-    sel = df[df["metric"] == name]
+    sel = df[equals(df["metric"], name)]
     if protocol is not None:
-        sel = sel[sel["protocol"] == protocol]
+        sel = sel[equals(sel["protocol"], protocol)]
     return sel
 
 
 def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
-    sel = df[df["metric"].str.startswith(prefix + "/")].copy()
+    names = df["metric"]
+    if isinstance(names.dtype, pd.CategoricalDtype):  # each distinct name read once, not once a row
+        categories, codes = pd.Series(names.array.categories), names.array.codes
+        hit = categories.str.startswith(prefix + "/").to_numpy(dtype=bool)
+        keep = (codes >= 0) & hit[codes]
+        used = np.unique(codes[keep])  # the names the rows carry (a category no row has is not read)
+        dims = np.zeros(len(categories), dtype=np.int64)
+        dims[used] = categories.iloc[used].str.split("/").str[1].astype(int).to_numpy()
+        sel = df[keep].copy()
+        sel["dim"] = dims[codes[keep]]
+        return sel
+    sel = df[names.str.startswith(prefix + "/")].copy()
     sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
     return sel
 
