@@ -91,18 +91,39 @@ def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
     names = df["metric"]
     if isinstance(names.dtype, pd.CategoricalDtype):  # each distinct name read once, not once a row
-        categories, codes = pd.Series(names.array.categories), names.array.codes
-        hit = categories.str.startswith(prefix + "/").to_numpy(dtype=bool)
+        codes = names.array.codes
+        hit = _prefixed(names.array.categories, prefix)
         keep = (codes >= 0) & hit[codes]
-        used = np.unique(codes[keep])  # the names the rows carry (a category no row has is not read)
-        dims = np.zeros(len(categories), dtype=np.int64)
-        dims[used] = categories.iloc[used].str.split("/").str[1].astype(int).to_numpy()
         sel = df[keep].copy()
-        sel["dim"] = dims[codes[keep]]
+        sel["dim"] = _prefixed(names.array.categories, prefix, tuple(np.unique(codes[keep]).tolist()))[codes[keep]]
         return sel
     sel = df[names.str.startswith(prefix + "/")].copy()
     sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
     return sel
+
+
+# The categories of a judged table's metric column are one object shared by every table cut from it, so
+# what a prefix picks among them is worked out once per (categories, prefix), kept by identity (each kept
+# categories object is held, so no other can take its id).
+_NAMES: OrderedDict = OrderedDict()
+
+
+def _prefixed(categories: pd.Index, prefix: str, used=None):
+    """Which of ``categories`` are named ``prefix/...`` (a boolean array), or with ``used`` (codes), the
+    integer after ``prefix/`` of each of those categories, 0 elsewhere: only names some row carries are
+    read, as the rows' own names would be."""
+    key = (id(categories), prefix, used)
+    if key not in _NAMES:
+        names = pd.Series(categories)
+        if used is None:
+            answer = names.str.startswith(prefix + "/").to_numpy(dtype=bool)
+        else:
+            answer = np.zeros(len(categories), dtype=np.int64)
+            answer[list(used)] = names.iloc[list(used)].str.split("/").str[1].astype(int).to_numpy()
+        _NAMES[key] = (categories, answer)
+        if len(_NAMES) > 256:
+            _NAMES.popitem(last=False)
+    return _NAMES[key][1]
 
 
 def with_latent(rows: pd.DataFrame, match: pd.DataFrame) -> pd.DataFrame:
