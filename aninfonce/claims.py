@@ -8,17 +8,24 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .frames import final_step, indexed_metric, only, select, with_latent
+from .frames import equals, indexed_metric, last_step_mask, only, select, where_mask, with_latent
 from .protocols import HELD_OUT
 
 
 def final_value(df: pd.DataFrame, metric: str, protocol: str | None = HELD_OUT, **where) -> float:
-    """Mean over seeds of a metric at each run's last step, for runs matching ``where``."""
-    sel = final_step(select(only(df, "run_key", "step", "metric", "protocol", "value", *where), **where))
-    sel = sel[sel["metric"] == metric]
+    """Mean over seeds of a metric at each run's last step, for runs matching ``where``.
+
+    The rows that selecting the runs, then each run's last step, then the
+    metric (and protocol) keep, found as one boolean array over ``df``: no
+    table is built but the values' (a claim asks this thousands of times
+    while it is judged over training)."""
+    keep = where_mask(df, **where)
+    keep &= last_step_mask(df, keep)
+    keep &= equals(df["metric"], metric)
     if protocol is not None and metric.startswith(("r2", "r2/")):
-        sel = sel[sel["protocol"] == protocol]
-    return float(sel["value"].mean()) if len(sel) else float("nan")
+        keep &= equals(df["protocol"], protocol)
+    sel = df["value"][keep]
+    return float(sel.mean()) if len(sel) else float("nan")
 
 
 def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.ndarray:
@@ -28,7 +35,8 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
     matching rows (``match/i``) of the same step, so entry j is the Lambda^ of
     the encoder dim that encodes latent j; NaN where no matching was logged.
     """
-    last = final_step(select(only(df, "run_key", "step", "metric", "value", *where), **where))
+    keep = where_mask(df, **where)
+    last = only(df, "run_key", "step", "metric", "value", *where)[keep & last_step_mask(df, keep)]
     lam = indexed_metric(last, "lambda_hat")
     if not matched:
         return lam.groupby("dim")["value"].mean().sort_index().to_numpy()

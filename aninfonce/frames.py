@@ -22,32 +22,108 @@ def only(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def select(df: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows matching every column -> value of ``where`` (a float value
+    within ``np.isclose``); ``df`` itself when ``where`` is empty."""
+    return df[where_mask(df, **where)] if where else df
+
+
+def where_mask(df: pd.DataFrame, **where) -> np.ndarray:
+    """``select``'s rows as a boolean array over ``df``."""
+    keep = np.ones(len(df), dtype=bool)
     for col, val in where.items():
-        if isinstance(val, float):
-            df = df[np.isclose(df[col].astype(float), val)]
+        column = df[col]
+        if not isinstance(val, float):
+            keep &= equals(column, val)
+        elif column.dtype == np.float64:
+            keep &= np.isclose(column.to_numpy(), val)  # the values astype(float) gives, without a Series
         else:
-            df = df[df[col] == val]
-    return df
+            keep &= np.isclose(column.astype(float), val)
+    return keep
+
+
+def equals(column: pd.Series, value) -> np.ndarray:
+    """``column == value`` as a boolean array. A categorical column (the
+    judged tables store text so) is compared by its codes, without building
+    a Series: the same answer, a missing value equal to nothing."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and isinstance(value, str):
+        codes, categories = column.array.codes, column.array.categories
+        return codes == categories.get_loc(value) if value in categories else np.zeros(len(column), dtype=bool)
+    return np.asarray(column == value, dtype=bool)
 
 
 def final_step(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the last logged step of each run."""
-    last = df.groupby("run_key")["step"].transform("max")
-    return df[df["step"] == last]
+    return df[last_step_mask(df)]
+
+
+def last_step_mask(df: pd.DataFrame, among: np.ndarray | None = None) -> np.ndarray:
+    """The rows of each run's last logged step as a boolean array over
+    ``df``: ``final_step``'s rows, or with ``among`` (a boolean array), those
+    of ``final_step(df[among])``. A row without a run key or a step is in no
+    run's last step (as a groupby leaves such keys out and a missing step
+    equals nothing); a run whose steps are all missing has none."""
+    step, key = df["step"], df["run_key"]
+    # a categorical key's codes name its runs as factorize would (by other numbers), -1 where missing
+    run = key.array.codes if isinstance(key.dtype, pd.CategoricalDtype) else pd.factorize(key)[0]
+    if not pd.api.types.is_numeric_dtype(step.dtype) or pd.api.types.is_bool_dtype(step.dtype):
+        rows = np.arange(len(df)) if among is None else np.flatnonzero(among)  # the groupby, for other step types
+        sub = df.iloc[rows]
+        out = np.zeros(len(df), dtype=bool)
+        out[rows] = np.asarray(sub["step"] == sub.groupby("run_key")["step"].transform("max"), dtype=bool)
+        return out
+    step = step.to_numpy(dtype=float, na_value=np.nan) if step.hasnans else step.to_numpy(dtype=float)
+    keep = (run >= 0) & ~np.isnan(step)
+    if among is not None:
+        keep &= among
+    top = np.full(max(run.max(initial=-1) + 1, 1), -np.inf)  # each run's last step among the kept rows
+    np.maximum.at(top, run[keep], step[keep])
+    return keep & (step == top[np.maximum(run, 0)])
 
 
 def metric(df: pd.DataFrame, name: str, protocol: str | None = None) -> pd.DataFrame:
-    sel = df[df["metric"] == name]
+    sel = df[equals(df["metric"], name)]
     if protocol is not None:
-        sel = sel[sel["protocol"] == protocol]
+        sel = sel[equals(sel["protocol"], protocol)]
     return sel
 
 
 def indexed_metric(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """Rows of metrics named ``prefix/<i>`` with an integer ``dim`` column."""
-    sel = df[df["metric"].str.startswith(prefix + "/")].copy()
+    names = df["metric"]
+    if isinstance(names.dtype, pd.CategoricalDtype):  # each distinct name read once, not once a row
+        codes = names.array.codes
+        hit = _prefixed(names.array.categories, prefix)
+        keep = (codes >= 0) & hit[codes]
+        sel = df[keep].copy()
+        sel["dim"] = _prefixed(names.array.categories, prefix, tuple(np.unique(codes[keep]).tolist()))[codes[keep]]
+        return sel
+    sel = df[names.str.startswith(prefix + "/")].copy()
     sel["dim"] = sel["metric"].str.split("/").str[1].astype(int)
     return sel
+
+
+# The categories of a judged table's metric column are one object shared by every table cut from it, so
+# what a prefix picks among them is worked out once per (categories, prefix), kept by identity (each kept
+# categories object is held, so no other can take its id).
+_NAMES: OrderedDict = OrderedDict()
+
+
+def _prefixed(categories: pd.Index, prefix: str, used=None):
+    """Which of ``categories`` are named ``prefix/...`` (a boolean array), or with ``used`` (codes), the
+    integer after ``prefix/`` of each of those categories, 0 elsewhere: only names some row carries are
+    read, as the rows' own names would be."""
+    key = (id(categories), prefix, used)
+    if key not in _NAMES:
+        names = pd.Series(categories)
+        if used is None:
+            answer = names.str.startswith(prefix + "/").to_numpy(dtype=bool)
+        else:
+            answer = np.zeros(len(categories), dtype=np.int64)
+            answer[list(used)] = names.iloc[list(used)].str.split("/").str[1].astype(int).to_numpy()
+        _NAMES[key] = (categories, answer)
+        if len(_NAMES) > 256:
+            _NAMES.popitem(last=False)
+    return _NAMES[key][1]
 
 
 def with_latent(rows: pd.DataFrame, match: pd.DataFrame) -> pd.DataFrame:

@@ -59,10 +59,21 @@ class Claim:
     # the claim in a few words, without its margins: the row label of its verdict figure and its entry in
     # the report's headline ("" = the full text)
     short: str = ""
+    # True when the check's verdict reads each run's end state only: the rows ``frames.final_step`` keeps,
+    # after selecting whole runs by their settings. Over training it is then judged on the end states of
+    # the rows up to each step, built once per step for every claim reading them (``aninfonce.cuts`` says
+    # why the numbers are the same). Its ``measured`` text may read more (the loss at step 0, say): the
+    # report takes that from all the rows, at the last step.
+    end_states: bool = False
+    # the check over training in one pass, for a check that reads history (a trajectory): ``over_steps(rows)``
+    # returns a function of a step s whose answer equals ``check(rows[rows["step"] <= s])``
+    over_steps: Callable[[pd.DataFrame], Callable[[float], ClaimResult]] | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"{self.id}: rule must be one of {RULES}")
+        if self.end_states and self.over_steps is not None:
+            raise ValueError(f"{self.id}: a claim is judged on run end states or by over_steps, not both")
         if self.judged_steps not in (None, "every", "final"):
             raise ValueError(f"{self.id}: judged_steps must be None, every or final")
 

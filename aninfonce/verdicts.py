@@ -32,11 +32,13 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .registry import Analysis, Claim
+from .cuts import step_cuts
+from .registry import Analysis, Claim, ClaimResult
 from .results import PROVENANCE_COLUMNS
 # the settle rules, also read from here by the entries' figures and the report
 from .settle import (  # noqa: F401
@@ -98,10 +100,15 @@ class Verdict:
 def _check(claim: Claim, df: pd.DataFrame) -> tuple[bool | None, str]:
     """(passed, measured); passed is None when the rows the claim needs are
     absent (e.g. a metric logged only by newer runs)."""
+    return _judge(lambda: claim.check(df))
+
+
+def _judge(run: Callable[[], ClaimResult]) -> tuple[bool | None, str]:
+    """``run()``'s (passed, measured), an error in it a failure that says why."""
     try:
         with warnings.catch_warnings():  # early steps / single seeds lack rows: NaN, which never passes
             warnings.simplefilter("ignore", RuntimeWarning)
-            res = claim.check(df)
+            res = run()
         return (None if res.passed is None else bool(res.passed)), res.measured
     except (KeyError, IndexError, ValueError, ZeroDivisionError) as err:
         return False, f"could not evaluate: {type(err).__name__}: {err}"
@@ -125,33 +132,6 @@ def _rule(claim: Claim, k: int, n: int) -> bool:
     return k == n if claim.rule in ("all", "pooled") else k > n / 2
 
 
-def _judged_tables(steps: list, by: list[pd.DataFrame], shared: dict | None = None, names: list | None = None):
-    """For each step of ``steps``: each table of ``by`` cut to its rows up to
-    that step (``table[table["step"] <= step]``), or None where the cut holds
-    the same rows as at the step before (the table logged nothing in between,
-    so a check on it cannot change and is not run again). With ``shared``,
-    the cut of the table named ``names[i]`` with n rows is taken from there
-    (kept there when new): claims reading the same rows are handed the same
-    table at each step, so a helper several of them call can keep its answer
-    (``frames.per_table``)."""
-    done = [-1] * len(by)
-    for s in steps:
-        cuts = []
-        for i, table in enumerate(by):
-            upto = table["step"] <= s
-            n = int(upto.sum())  # the cuts only grow, so the same count is the same rows
-            if n == done[i]:
-                cuts.append(None)
-            elif shared is None:
-                cuts.append(table[upto])
-            else:
-                cuts.append(shared.setdefault((names[i], n), None))
-                if cuts[-1] is None:
-                    cuts[-1] = shared[(names[i], n)] = table[upto]
-            done[i] = n
-        yield s, cuts
-
-
 def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
              shared: dict | None = None) -> list[tuple[int, float, bool]]:
     """(step, fraction of seeds passing, rule verdict) at each of ``steps`` but
@@ -160,8 +140,11 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
     (not re-filtered at every step), only the rows the rule reads are judged
     (a seed-wise rule never judges the pooled rows before the last step, whose
     verdict it does not use), and a seed whose rows did not change since the
-    step before keeps its verdict. ``shared``: cuts shared with the claims
-    reading the same rows (``_judged_tables``)."""
+    step before keeps its verdict. A claim on run end states
+    (``Claim.end_states``) is judged on the end states of the rows up to the
+    step, one with ``Claim.over_steps`` from one pass over its rows
+    (``aninfonce.cuts``). ``shared``: the tables shared with the claims
+    reading the same rows."""
     names = [None] if claim.rule == "pooled" else seeds
     if shared is None:
         tables = [df if name is None else df[df["seed"] == name] for name in names]
@@ -170,15 +153,33 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
             if ("seed", name) not in shared:
                 shared[("seed", name)] = df if name is None else df[df["seed"] == name]
         tables = [shared[("seed", name)] for name in names]
+    judges = [_over_steps(claim, table) for table in tables] if claim.over_steps is not None else None
+    kind = "changed" if judges else "ends" if claim.end_states else "rows"
     passed = [False] * len(tables)
     out = []
-    for s, cuts in _judged_tables(steps, tables, shared, names):
+    for s, cuts in step_cuts(steps, tables, kind, shared, names):
         for i, cut in enumerate(cuts):
-            if cut is not None:
+            if cut is None:
+                continue
+            if judges and judges[i] is not None:
+                passed[i] = bool(_judge(lambda: judges[i](s))[0])
+            else:  # the rows themselves (also where the one pass failed: each step then says why)
+                cut = cut if kind != "changed" else tables[i][tables[i]["step"] <= s]
                 passed[i] = bool(_check(claim, cut)[0])
         k = (len(seeds) if passed[0] else 0) if claim.rule == "pooled" else sum(passed)
         out.append((int(s), k / len(seeds), _rule(claim, k, len(seeds))))
     return out
+
+
+def _over_steps(claim: Claim, table: pd.DataFrame) -> Callable[[float], ClaimResult] | None:
+    """``claim.over_steps(table)``, or None where that pass fails (its rows
+    are then judged step by step, as the check alone would)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return claim.over_steps(table)
+    except (KeyError, IndexError, ValueError, ZeroDivisionError):
+        return None
 
 
 def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every",

@@ -42,6 +42,7 @@ started once one of its seeds has failed every admission it could still win
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -128,6 +129,7 @@ def candidate_of(row: pd.Series | dict) -> str:
     return "?"
 
 
+@functools.cache  # the same log's tail for every run and step a claim judges; callers only read it
 def authors_end(setting: str) -> dict:
     tail = authors_series(setting).tail(END_ROWS)
     return {"r2_all": float(tail["r2_all_same_sample"].mean()), "mcc": float(tail["mcc"].mean()),
@@ -197,16 +199,18 @@ WITHOUT_MCC = "without-mcc"
 def _claims_of(name: str) -> tuple[Claim, ...]:
     out = [Claim(f"calibration.{name}.{setting}", f"{name} reaches the authors' end state on {setting} in every one of "
                  f">= {MIN_SEEDS} seeds (R^2 ± {R2_TOL}, MCC ± {MCC_TOL}, sorted Lambda^ ± {LAMBDA_REL:.0%})",
-                 _reaches(name, setting), rule="pooled", short=f"{name} reaches the authors' end state on {setting}")
+                 _reaches(name, setting), rule="pooled", short=f"{name} reaches the authors' end state on {setting}",
+                 end_states=True)
            for setting in SETTINGS]
     if ROUND[name] >= 2:
         out += [Claim(f"calibration.{name}.{setting}.{WITHOUT_MCC}", f"{name} reaches the authors' end state on {setting} "
                       f"but for MCC, in every one of >= {MIN_SEEDS} seeds (R^2 ± {R2_TOL}, sorted Lambda^ ± {LAMBDA_REL:.0%})",
                       _reaches(name, setting, with_mcc=False), rule="pooled",
-                      short=f"{name} reaches the authors' end state on {setting} but for MCC") for setting in SETTINGS]
+                      short=f"{name} reaches the authors' end state on {setting} but for MCC",
+                      end_states=True) for setting in SETTINGS]
     out.append(Claim(f"calibration.{name}.no-lost-direction", f"{name}: no run loses a direction (every per-dim R^2 >= "
                      f"{LOST_DIM})", _no_lost_direction(name), rule="pooled",
-                     short=f"{name} loses no direction"))
+                     short=f"{name} loses no direction", end_states=True))
     return tuple(out)
 
 

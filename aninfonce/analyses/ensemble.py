@@ -114,13 +114,15 @@ def _nothing_collapsed(df: pd.DataFrame) -> ClaimResult:
 
 CLAIMS = (
     Claim("ensemble.identifies", f"the 4-term ensemble identifies every factor: MCC >= {MCC_ID} and >= {MCC_GAIN} above "
-          "the best single term", _ensemble_identifies, short="the 4-term ensemble identifies every factor"),
+          "the best single term", _ensemble_identifies, short="the 4-term ensemble identifies every factor",
+          end_states=True),
     Claim("ensemble.singles-entangled", f"each term alone recovers the latents (R^2 all >= {KEPT}) but only up to its "
           f"5-dim blocks (MCC <= {MCC_ID})", _singles_entangled,
-          short="each term alone identifies only up to its blocks"),
+          short="each term alone identifies only up to its blocks", end_states=True),
     Claim("ensemble.more-terms-more-mcc", f"MCC rises with the refinement: mean single < t0+t1 < all four, "
-          f"each step >= {STEP}", _more_terms_more_mcc, short="MCC rises with more terms"),
-    Claim("ensemble.nothing-collapsed", f"4-term ensemble: every per-dim R^2 >= {KEPT}", _nothing_collapsed, short="the 4-term ensemble loses no dimension"),
+          f"each step >= {STEP}", _more_terms_more_mcc, short="MCC rises with more terms", end_states=True),
+    Claim("ensemble.nothing-collapsed", f"4-term ensemble: every per-dim R^2 >= {KEPT}", _nothing_collapsed,
+          short="the 4-term ensemble loses no dimension", end_states=True),
 )
 
 

@@ -162,32 +162,37 @@ def _largest(df: pd.DataFrame) -> float:
 # after the seed-0 quick runs, with Figure 3's; the verdicts it re-judged are in its commit).
 FIG2_CLAIMS = (
     Claim("fig2.anin-keeps-all", f"AnInfoNCE keeps content and style: R^2 >= {KEPT} at every Lambda_2 (held-out R^2)",
-          _anin_keeps_both, short="AnInfoNCE keeps content and style at every Λ2", reads=C.runs_matching(dict(loss="aninfonce"))),
+          _anin_keeps_both, short="AnInfoNCE keeps content and style at every Λ2",
+          reads=C.runs_matching(dict(loss="aninfonce")), end_states=True),
     *(Claim(f"fig2.loses-style.{loss}", f"{LOSS_LABELS[loss]}: style R^2 falls as Lambda_2 grows "
             f"(Spearman <= -0.8 and a drop >= {LOST_DROP} from the smallest to the largest Lambda_2 swept: 5 to 200; "
-            "quick: 5 to 100)", _infonce_loses_style(loss), short=f"{LOSS_LABELS[loss]} loses style as Λ2 grows", reads=C.runs_matching(dict(loss=loss)))
+            "quick: 5 to 100)", _infonce_loses_style(loss), short=f"{LOSS_LABELS[loss]} loses style as Λ2 grows",
+            reads=C.runs_matching(dict(loss=loss)), end_states=True)
       for loss in LOSSES if loss != "aninfonce"),
     *(Claim(f"fig2.anin-beats.{loss}", f"at the largest Lambda_2 swept (200; quick: 100) AnInfoNCE's style R^2 exceeds "
             f"{LOSS_LABELS[loss]}'s by >= {LOST_DROP}", _anin_beats_infonce(loss),
             short=f"AnInfoNCE keeps more style than {LOSS_LABELS[loss]} at the largest Λ2",
-            reads=C.runs_matching(dict(loss="aninfonce", lam2=_largest), dict(loss=loss, lam2=_largest)))
+            reads=C.runs_matching(dict(loss="aninfonce", lam2=_largest), dict(loss=loss, lam2=_largest)),
+            end_states=True)
       for loss in LOSSES if loss != "aninfonce"),
     Claim("fig2C.reaches-minimum", f"Lambda_2 = 25: AnInfoNCE's loss ends within {MINIMUM_TOLERANCE} of the ground-truth "
           "minimum on the same evaluation batch", _loss_reaches_minimum,
           short="AnInfoNCE's loss reaches its ground-truth minimum (Λ2 = 25)",
-          reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+          reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2)), end_states=True),
     Claim("fig2D.lambda-separates", "Lambda_2 = 25: every content Lambda^ exceeds every style Lambda^, mean ratio in "
           "[2.5, 10] (true 5)", _lambda_separates,
-          short="learned Λ̂ separates content from style (Λ2 = 25)", reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+          short="learned Λ̂ separates content from style (Λ2 = 25)",
+          reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2)), end_states=True),
     Claim("fig2.block-orthogonal", f"Lambda_2 = 25: each block predicted from its own matched dims (R^2 >= {KEPT}), not "
           f"from the other block's (R^2 <= {BLOCK_LEAK}), MCC <= 0.85: identified up to a block-orthogonal map",
-          _block_orthogonal, short="identified up to a block-orthogonal map (Λ2 = 25)", reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2))),
+          _block_orthogonal, short="identified up to a block-orthogonal map (Λ2 = 25)",
+          reads=C.runs_matching(dict(loss="aninfonce", lam2=FOCUS_LAMBDA2)), end_states=True),
 )
 LINEAR_CLAIMS = (
     Claim("fig2-linear.ordering", "Lambda linearly spaced 5..25: learned Lambda^ in the true order (Spearman >= 0.95)", linear_ordering,
-          short="learned Λ̂ in the true order (Λ 5..25)"),
+          short="learned Λ̂ in the true order (Λ 5..25)", end_states=True),
     Claim("fig2-linear.mcc", "Lambda linearly spaced 5..25: all Lambda differ, so MCC >= 0.9", linear_mcc,
-          short="every latent identified (MCC, Λ 5..25)"),
+          short="every latent identified (MCC, Λ 5..25)", end_states=True),
 )
 
 

@@ -163,20 +163,20 @@ FIG3_CLAIMS = (
     *(Claim(f"fig3A.collapses.{b}", f"{LOSS_LABELS[b]}: style R^2 at the largest Lambda_2 <= {COLLAPSED} and >= {LOST_DROP} "
             f"below its value at Lambda_2 = 5 (held-out R^2)", _infonce_collapses(b),
             short=f"{LOSS_LABELS[b]} loses style at the largest Λ2",
-            reads=C.runs_matching(dict(loss=b, lambda_kind="bimodal"))) for b in BASELINES),
+            reads=C.runs_matching(dict(loss=b, lambda_kind="bimodal")), end_states=True) for b in BASELINES),
     Claim("fig3A.anin-keeps", f"AnInfoNCE: style R^2 at the largest Lambda_2 >= {KEPT_FRACTION} x its value at Lambda_2 = 5, "
           f"and >= {LOST_DROP} above every InfoNCE baseline's", _anin_keeps,
           short="AnInfoNCE keeps style at the largest Λ2",
-          reads=_bimodal_runs(("aninfonce", "lo"), *((loss, "hi") for loss in LOSSES))),
+          reads=_bimodal_runs(("aninfonce", "lo"), *((loss, "hi") for loss in LOSSES)), end_states=True),
     *(Claim(f"fig3B.knn-lower.{b}", f"KNN accuracy on real MNIST: {LOSS_LABELS[b]} at the largest Lambda_2 is >= "
             f"{KNN_GAP:.0%} below its own at Lambda_2 = 5 and below AnInfoNCE's at the largest Lambda_2", _knn_lower(b),
             short=f"{LOSS_LABELS[b]}: KNN accuracy lower at the largest Λ2",
-            reads=_bimodal_runs((b, "lo"), (b, "hi"), ("aninfonce", "hi")), judged_steps="final")
+            reads=_bimodal_runs((b, "lo"), (b, "hi"), ("aninfonce", "hi")), judged_steps="final", end_states=True)
       for b in BASELINES),
     *(Claim(f"fig3{panel}.lambda-order", f"Lambda linearly spaced {lo:g}..{hi:g}: learned Lambda^ in the true order "
             f"at the end of training (Spearman >= {ORDER_RHO})", _ordering(lo, hi),
             short=f"learned Λ̂ in the true order (Λ {lo:g}..{hi:g})",
-            reads=C.runs_matching(dict(lambda_kind="linear", lam1=lo, lam2=hi)))
+            reads=C.runs_matching(dict(lambda_kind="linear", lam1=lo, lam2=hi)), end_states=True)
       for panel, (lo, hi) in zip("CD", LINEAR_RANGES)),
 )
 

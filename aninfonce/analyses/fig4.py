@@ -95,16 +95,16 @@ def _batch_helps(sweep, x: str, name: str):
 CLAIMS = (
     Claim("fig4A.falls-with-d", f"R^2 (all dims, held-out) falls as d grows (d / kappa fixed): for every batch size a drop "
           f">= {DEGRADE} from the smallest to the largest d, Spearman <= -0.8", _falls(sweep_a, "d", "d"),
-          short="R² falls as the latent dimension d grows"),
+          short="R² falls as the latent dimension d grows", end_states=True),
     Claim("fig4A.batch-counters", f"at the largest d the largest batch raises R^2 by >= {BATCH_GAIN} over the smallest batch",
           _batch_helps(sweep_a, "d", "d"),
-          short="a larger batch raises R² at the largest d"),
+          short="a larger batch raises R² at the largest d", end_states=True),
     Claim("fig4B.falls-with-concentration", f"R^2 falls as the concentration kappa grows (d = {FOCUS_D}): for every batch size "
           f"a drop >= {DEGRADE} from the smallest to the largest kappa, Spearman <= -0.8", _falls(sweep_b, "lam2", "kappa"),
-          short="R² falls as the concentration κ grows"),
+          short="R² falls as the concentration κ grows", end_states=True),
     Claim("fig4B.batch-counters", f"at the largest kappa the largest batch raises R^2 by >= {BATCH_GAIN} over the smallest batch",
           _batch_helps(sweep_b, "lam2", "kappa"),
-          short="a larger batch raises R² at the largest κ"),
+          short="a larger batch raises R² at the largest κ", end_states=True),
 )
 
 

@@ -77,10 +77,10 @@ def _lambda_separates(df: pd.DataFrame) -> ClaimResult:
 CLAIMS = (
     Claim("hardneg.identifiable", f"hard-negative AnInfoNCE keeps content and style: held-out R^2 >= {KEPT} for both "
           f"groups at every beta (Lambda_2 = 25, Lambda_1 = 5)", _identifiable,
-          short="hard-negative AnInfoNCE keeps content and style at every β"),
+          short="hard-negative AnInfoNCE keeps content and style at every β", end_states=True),
     Claim("hardneg.lambda-separates", "at every beta every learned content Lambda^ exceeds every style Lambda^ "
           "(the anisotropy is still found; encoder dims matched to latent dims by the Hungarian matching)", _lambda_separates,
-          short="learned Λ̂ separates content from style at every β"),
+          short="learned Λ̂ separates content from style at every β", end_states=True),
 )
 
 
