@@ -117,7 +117,8 @@ def empty_panel(ax, title: str, why: str) -> None:
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True, color="0.4", transform=ax.transAxes)
+    text = getattr(ax, "text2D", ax.text)  # a 3-D panel (Figure 5's sphere) writes flat text with text2D
+    text(0.5, 0.5, why, ha="center", va="center", wrap=True, color="0.4", transform=ax.transAxes)
 
 
 def unsettled_handle() -> plt.Line2D:

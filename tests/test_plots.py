@@ -75,3 +75,16 @@ def test_the_pool_has_at_most_one_worker_per_figure():
     assert plots.drawing_jobs(4, 3) == 3
     assert plots.drawing_jobs(1, 10) == 1
     assert 1 <= plots.drawing_jobs(None, 2) <= 2
+
+
+def test_an_empty_panel_says_why_on_flat_and_3d_axes(tmp_path):
+    """Figure 5's sphere panels are 3-D axes: a panel without its points still says why, as a flat one does."""
+    import matplotlib.pyplot as plt
+
+    plots.setup_style()
+    fig = plt.figure(figsize=(6, 3))
+    flat, sphere = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2, projection="3d")
+    for ax in (flat, sphere):
+        plots.empty_panel(ax, "a panel", "no drawn points stored")
+    assert [t.get_text() for ax in (flat, sphere) for t in ax.texts] == ["no drawn points stored"] * 2
+    assert all(p.stat().st_size > 0 for p in plots.save(fig, tmp_path, "empty"))
