@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
     p.add_argument("--executor", default="pool", choices=EXECUTORS,
                    help="local = this process; pool = parallel single-thread processes (default); slurm = submitit")
-    p.add_argument("--jobs", type=int, default=None, help="pool size (default: one per CPU core)")
+    p.add_argument("--jobs", type=int, default=None, help="processes that train (pool) and that draw the figures "
+                   "(default: one per CPU core; 1 draws the figures in this process)")
     slurm = p.add_argument_group("--executor slurm only", "submits the runs not yet cached nor in flight as "
                                  "SLURM job arrays, records them and returns; rerun the same command to see what "
                                  "is in flight and gather what finished (docs/CLUSTER.md)")
@@ -206,7 +207,8 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
     verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
-    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed, args.results_dir)
+    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed, args.results_dir,
+                                   jobs=args.jobs)
     paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed, paper=paper,
                                paper_results=f"{Path(args.results_dir).name}/paper")

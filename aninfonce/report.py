@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
-from .plots import run_caption, setup_style
+from .plots import draw, run_caption, setup_style
 from . import manifest
 from .registry import Analysis
 from .report_sections import (  # noqa: F401  (the section helpers, re-exported)
@@ -191,25 +191,26 @@ def paper_verdicts(experiments: list[Analysis], results_dir: Path, speed: str = 
 
 def make_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], out: Path, profile: str,
                  verdicts: list[Verdict] = (), speed: str = "exact",
-                 results_dir: Path | None = None) -> dict[str, list[Path]]:
+                 results_dir: Path | None = None, jobs: int | None = None) -> dict[str, list[Path]]:
     """Each experiment's figures, plus (key ``<id>:verdicts``) its
     verdict-against-step figure where it has claims with data. The figures
     draw the seeds the claims read (``shown_rows``), and the files its runs
-    wrote beside their rows (each entry's run folder in ``results_dir``)."""
+    wrote beside their rows (each entry's run folder in ``results_dir``).
+    ``jobs`` processes draw them (plots.draw; None: one per CPU core, 1: here)."""
     setup_style()
-    figures = {}
+    tasks = {}
     shown = {}
     for exp in experiments:
         df, note = shown[exp.id] = shown_rows(exp, frames[exp.id], profile, speed)
         if note:
             print(f"note: {exp.id} figures: {note}")
         runs = results.run_dir(results.csv_path(results_dir, profile, exp.id)) if results_dir is not None else None
-        figures[exp.id] = exp.plot(df, out, profile, runs)
+        tasks[exp.id] = (exp.plot, (df, out, profile, runs))
     for exp in experiments:
         mine = [v for v in verdicts if v.experiment == exp.id and v.history]
         if mine:
             caption = run_caption("Colour: the fraction of seeds for which each claim holds at each logged step; dot: "
                                   "the claim's rule passes there; [brackets]: its verdict", shown[exp.id][0], profile)
-            figures[f"{exp.id}:verdicts"] = plot_verdicts(mine, out, exp.id.replace("-", "_"),
-                                                          f"{exp.paper_ref} ({exp.id}): claims over training", caption)
-    return figures
+            tasks[f"{exp.id}:verdicts"] = (plot_verdicts, (mine, out, exp.id.replace("-", "_"),
+                                                           f"{exp.paper_ref} ({exp.id}): claims over training", caption))
+    return dict(zip(tasks, draw(list(tasks.values()), jobs)))

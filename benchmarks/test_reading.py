@@ -15,7 +15,7 @@ time was 3-5x the CPU time and CPU time itself is inflated by the sharing):
 | load (read + verify the run files, drop stale runs) | 4.1 s | 4.8 s (code unchanged) |
 | judge (80 verdicts, 1,601 (claim, step) pairs) | 77 s | 25 s |
 | report | 3.8 s | not measured apart |
-| figures (48 PNG + PDF files) | 65 s | code unchanged |
+| figures (48 PNG + PDF files) | 65 s | below (measured apart) |
 
 Judging per entry, before -> after (the same script, back to back): fig3 24.4
 -> 7.6 s, authors-logs 27.6 -> 7.0, calibration 5.8 -> 4.0, fig4 4.6 -> 2.4,
@@ -27,6 +27,28 @@ left is pandas' fixed cost per call in the checks: the learned Lambda^ through
 the Hungarian matching (``final_lambda_hat``: a merge and a groupby per call),
 calibration's per-run end states, Figure 4's curves, the trajectory rule's
 window means. The at-most-10-s target on 2 idle cores is not met yet.
+
+The figures (23, each PNG + PDF; ``-k figures``: drawn here, then by two
+worker processes), same machine, one of its 2 cores taken by a training run,
+back to back (make_figures alone, judged verdicts given):
+
+| figures | wall | user CPU (workers included) |
+|---|---|---|
+| before: 5 passes over each figure per save, one process | 48.9 s | 46.3 s |
+| one tight box per figure (plots.save), one process | 34.2 s | 32.3 s |
+| the same, two forked workers (plots.draw, as --plot-only) | 42.5 s | 39.5 s |
+
+One tight box halves the whole draws (96 -> 48 ``Figure.draw`` calls, 69 ->
+45 ``get_tightbbox``; 35.2 M -> 26.2 M Python calls, a count the busy machine
+does not blur). Two workers on the one free core lose (each repeats the
+first-figure warm-up and they share the core); under heavier load earlier
+they took 100 s against 187 s for one process. This benchmark's process has
+torch loaded (conftest), so its pool spawns workers that import the reading
+half first: 54.8 s against 33.9 s for one process, on the one free core.
+What remains per figure: the first layout pass (``tight_layout``, about 40 %
+of authors-logs' time: ticks and text measured the first time), the
+caption's and the file box's measures (15 %), one draw per file (20 %), the
+data and the plot calls (25 %).
 """
 
 from __future__ import annotations
@@ -73,10 +95,18 @@ def test_judge_quick(benchmark, entries):
     assert sum(len(v.history) for v in verdicts) > 1000  # judged over training, not at the last step only
 
 
-def test_figures_quick(benchmark, entries, tmp_path):
-    benchmark.group = "reading half, quick results"
+@pytest.fixture(scope="module")
+def judged(entries):
     frames = report.load_all(entries, RESULTS, PROFILE)
-    verdicts = report.evaluate_claims(entries, frames, PROFILE)
-    figures = benchmark.pedantic(report.make_figures, args=(entries, frames, tmp_path, PROFILE, verdicts),
-                                 rounds=1, iterations=1, warmup_rounds=0)
+    return frames, report.evaluate_claims(entries, frames, PROFILE)
+
+
+@pytest.mark.parametrize("impl, jobs", [("plain", 1), ("pool", 2)])
+def test_figures_quick(compare, entries, judged, tmp_path, impl, jobs):
+    """All 23 figures (PNG + PDF) in this process (plain) and in a pool of two worker processes."""
+    frames, verdicts = judged
+    figures = compare("figures, quick results", impl,
+                      lambda: report.make_figures(entries, frames, tmp_path, PROFILE, verdicts, results_dir=RESULTS,
+                                                  jobs=jobs),
+                      rounds=1, warmup=0, jobs=jobs)
     assert all(p.exists() for paths in figures.values() for p in paths)

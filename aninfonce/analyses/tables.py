@@ -25,6 +25,7 @@ Three entries:
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -173,32 +174,36 @@ def table_frame(df: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, list[s
 
 
 def _plotter(experiment: str, title: str):
-    def plot(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) -> list[Path]:
-        name = experiment.replace("-", "_")
-        if df.empty or "linear_top1" not in set(df["metric"]):
-            return no_data(out, f"{name}_lambda", f"no {experiment} results for profile {profile} yet")
-        frame, notes = table_frame(df, experiment)
-        dataset = df["dataset"].iloc[0]
-        synthetic = bool(df["synthetic_files"].astype(str).str.lower().eq("true").any())
-        what = (f"synthetic images in the {dataset} file format (plumbing test, not {dataset})" if synthetic
-                else f"{dataset}" + (" (stand-in for CIFAR10)" if dataset == "mnist" else ""))
-        n_seeds = df["seed"].nunique()
-        probe_n = int(pd.to_numeric(df["probe_train"]).iloc[0])
-        budget = (f"linear probe and KNN bank on {probe_n:,} training images" if probe_n
-                  else "linear probe and KNN bank on the whole training split")
-        seeds = f"{n_seeds} seeds, mean" if n_seeds > 1 else "1 seed"
-        caption = (f"{title} — profile {profile}, {what}; {seeds}; "
-                   f"{budget}; [recon] protocol. " + " ".join(notes))
-        out.mkdir(parents=True, exist_ok=True)
-        md = out / f"{name}.md"
-        md.write_text("\n".join([f"**Table ({experiment}, profile `{profile}`, {what}; {seeds}; {budget})**", "",
-                                 markdown(frame), "",
-                                 *notes, ""]))
-        tex = out / f"{name}.tex"
-        tex.write_text(latex(frame, caption))
-        return [md, tex, *_lambda_figure(df, out, f"{name}_lambda", f"{title} — profile {profile}, {what}",
-                                         SETTLE_LAMBDA_REL.get(experiment), profile)]
-    return plot
+    """The entry's ``plot``: a partial of a module-level function, so a worker process can draw it."""
+    return functools.partial(_plot_table, experiment, title)
+
+
+def _plot_table(experiment: str, title: str, df: pd.DataFrame, out: Path, profile: str,
+                runs: Path | None = None) -> list[Path]:
+    name = experiment.replace("-", "_")
+    if df.empty or "linear_top1" not in set(df["metric"]):
+        return no_data(out, f"{name}_lambda", f"no {experiment} results for profile {profile} yet")
+    frame, notes = table_frame(df, experiment)
+    dataset = df["dataset"].iloc[0]
+    synthetic = bool(df["synthetic_files"].astype(str).str.lower().eq("true").any())
+    what = (f"synthetic images in the {dataset} file format (plumbing test, not {dataset})" if synthetic
+            else f"{dataset}" + (" (stand-in for CIFAR10)" if dataset == "mnist" else ""))
+    n_seeds = df["seed"].nunique()
+    probe_n = int(pd.to_numeric(df["probe_train"]).iloc[0])
+    budget = (f"linear probe and KNN bank on {probe_n:,} training images" if probe_n
+              else "linear probe and KNN bank on the whole training split")
+    seeds = f"{n_seeds} seeds, mean" if n_seeds > 1 else "1 seed"
+    caption = (f"{title} — profile {profile}, {what}; {seeds}; "
+               f"{budget}; [recon] protocol. " + " ".join(notes))
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"{name}.md"
+    md.write_text("\n".join([f"**Table ({experiment}, profile `{profile}`, {what}; {seeds}; {budget})**", "",
+                             markdown(frame), "",
+                             *notes, ""]))
+    tex = out / f"{name}.tex"
+    tex.write_text(latex(frame, caption))
+    return [md, tex, *_lambda_figure(df, out, f"{name}_lambda", f"{title} — profile {profile}, {what}",
+                                     SETTLE_LAMBDA_REL.get(experiment), profile)]
 
 
 def _lambda_figure(df: pd.DataFrame, out: Path, name: str, title: str, settle_rel: float | None,

@@ -1,0 +1,90 @@
+"""How figures are written: one tight box measured per figure, and many
+figures drawn in a pool of processes, with the same bytes as drawn one after
+another here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aninfonce import plots
+
+
+def _figure(caption: bool = True):
+    """A figure with what moves a tight box: two panels after tight_layout, a log axis, a legend under the
+    panels, a title above them, and (``caption``) the caption line."""
+    import matplotlib.pyplot as plt
+
+    plots.setup_style()
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3))
+    x = np.logspace(0, 4, 30)
+    for i, ax in enumerate(axes):
+        ax.plot(x, np.sqrt(x) + i, label=f"curve {i}")
+        ax.set(xscale="log", xlabel="training step", ylabel="R² (held-out)", title=f"panel {i}")
+    fig.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
+    fig.suptitle("a title above the panels", y=1.05)
+    fig.tight_layout()
+    return fig
+
+
+def drawn_figure(out: Path, name: str) -> list[Path]:
+    """A task for :func:`plots.draw` (module level, so it travels to a worker)."""
+    return plots.save(_figure(), out, name, "A caption line under the figure. Profile quick, 3 seeds (0, 1, 2).")
+
+
+def test_save_writes_the_png_a_tight_savefig_writes(tmp_path):
+    """The one measured box gives the PNG ``bbox_inches="tight"`` writes, byte for byte, and the PDF a
+    page of that size (PDF points are 1/72 in)."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    png, pdf = drawn_figure(tmp_path, "mine")
+    fig = _figure()
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.5, bottom - 0.01, "A caption line under the figure. Profile quick, 3 seeds (0, 1, 2).", ha="center",
+             va="top", fontsize=8, color="0.3")
+    fig.savefig(tmp_path / "tight.png", bbox_inches="tight")
+    box = plots.tight_box(fig)
+    plt.close(fig)
+    assert png.read_bytes() == (tmp_path / "tight.png").read_bytes()
+    page = [float(v) for v in re.search(rb"/MediaBox \[ *([-\d. ]+)\]", pdf.read_bytes()).group(1).split()]
+    assert np.allclose(page[2:], [72 * box.width, 72 * box.height])
+
+
+def test_a_pool_draws_the_same_bytes_in_the_tasks_order(tmp_path):
+    """Two worker processes write the same files as this process alone; a task that cannot travel to a
+    worker (a lambda) is drawn here, and every result comes back in the tasks' order."""
+    drawn_here = []
+    tasks = lambda out: [(drawn_figure, (out, "a")), (plots.no_data, (out, "b", "no runs yet")),
+                         (lambda: drawn_here.append(os.getpid()) or ["here"], ()), (drawn_figure, (out, "c"))]
+    alone = plots.draw(tasks(tmp_path / "alone"), jobs=1)
+    pooled = plots.draw(tasks(tmp_path / "pool"), jobs=2)
+    assert drawn_here == [os.getpid(), os.getpid()]
+    assert [[p.name for p in r] if r != ["here"] else r for r in pooled] == [
+        ["a.png", "a.pdf"], ["b.png", "b.pdf"], ["here"], ["c.png", "c.pdf"]]
+    files = sorted(p.name for p in (tmp_path / "alone").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "pool").iterdir()) and len(files) == 6
+    for name in files:
+        assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
+
+
+def test_the_pool_has_at_most_one_worker_per_figure():
+    assert plots.drawing_jobs(4, 3) == 3
+    assert plots.drawing_jobs(1, 10) == 1
+    assert 1 <= plots.drawing_jobs(None, 2) <= 2
+
+
+def test_an_empty_panel_says_why_on_flat_and_3d_axes(tmp_path):
+    """Figure 5's sphere panels are 3-D axes: a panel without its points still says why, as a flat one does."""
+    import matplotlib.pyplot as plt
+
+    plots.setup_style()
+    fig = plt.figure(figsize=(6, 3))
+    flat, sphere = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2, projection="3d")
+    for ax in (flat, sphere):
+        plots.empty_panel(ax, "a panel", "no drawn points stored")
+    assert [t.get_text() for ax in (flat, sphere) for t in ax.texts] == ["no drawn points stored"] * 2
+    assert all(p.stat().st_size > 0 for p in plots.save(fig, tmp_path, "empty"))
