@@ -172,9 +172,8 @@ def trajectory_check(setting: str, name: str):
 
 
 def trajectory_over_steps(setting: str, name: str):
-    """``trajectory_check`` at every step from one trajectory (``Claim.over_steps``): that of the rows up
-    to s is the whole one's rows up to s less its columns empty there (a cell, and a rank, is of its own
-    (step, seed) rows alone; the pivot keeps, sorted, the steps and seeds with a value)."""
+    """``trajectory_check`` at every step from one trajectory (``Claim.over_steps``): the rows up to s give the
+    whole one cut at s, less its columns empty there (a cell or rank is of its own (step, seed) rows alone)."""
     def over_steps(df: pd.DataFrame):
         whole, refs = our_trajectory(df, SETTINGS[setting], name), reference_runs(setting)
         def at(step: float) -> ClaimResult:
