@@ -228,7 +228,12 @@ def tile(images: np.ndarray, cols: int) -> np.ndarray:
 # ---------------------------------------------------------------- drawing many figures at once
 def drawing_jobs(jobs: int | None, n_tasks: int) -> int:
     """How many processes draw ``n_tasks`` figures: ``jobs``, or (None) one per CPU core this process may
-    use; never more than there are figures."""
+    use; never more than there are figures. One (this process) where a worker could not be forked: after
+    training, torch is loaded, whose thread pool a fork could copy mid-lock, and a spawned worker would
+    re-import the calling script (a script without a main guard would run again) and pay the reading
+    half's imports, seconds against the few figures of a training command."""
+    if not _can_fork():
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(jobs or cores, n_tasks))
 
@@ -242,25 +247,22 @@ def _travels(fn: Callable) -> bool:
     return True
 
 
-def _start_method() -> multiprocessing.context.BaseContext:
-    """fork where the reading half runs alone: the workers start in milliseconds with it already imported,
-    and no torch thread pool is there for a fork to copy mid-lock; else spawn, where each worker imports
-    only the modules of the figures it is sent (the reading half, which loads no torch)."""
-    if "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+def _can_fork() -> bool:
+    """Whether workers can be forked: where the reading half runs alone (``--plot-only``, ``--check``), they
+    start in milliseconds with it already imported, and no torch thread pool is there to copy mid-lock."""
+    return "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
 
 
 def draw(tasks: list[tuple[Callable, tuple]], jobs: int | None = None) -> list[Any]:
     """``fn(*args)`` for each ``(fn, args)`` of ``tasks``, results in order, each call drawing whole figures:
-    in a pool of :func:`drawing_jobs` worker processes (1: here, one after another). A figure is a pure function
+    in a pool of :func:`drawing_jobs` forked worker processes (1: here, one after another). A figure is a pure function
     of its arguments, so its files are the same bytes whatever the pool; a task whose function cannot travel
     to a worker (a lambda) is drawn here while the pool draws the rest."""
     n = drawing_jobs(jobs, len(tasks))
     if n == 1:
         return [fn(*args) for fn, args in tasks]
     out: list[Any] = [None] * len(tasks)
-    with ProcessPoolExecutor(n, mp_context=_start_method(), initializer=setup_style) as pool:
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=setup_style) as pool:
         futures = {i: pool.submit(fn, *args) for i, (fn, args) in enumerate(tasks) if _travels(fn)}
         for i, (fn, args) in enumerate(tasks):
             if i not in futures:

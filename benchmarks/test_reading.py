@@ -4,9 +4,9 @@ verified against its completion record), judge every claim at every logged
 step, and write REPORT.md; the figures are timed apart.
 
     pytest benchmarks/test_reading.py --benchmark-only
-    pytest benchmarks/test_reading.py --benchmark-only -k figures
+    pytest benchmarks/test_reading.py --benchmark-only -k plot_only
 
-Measured (2 vCPUs, Intel Xeon, pandas 3.1.1, numpy 2.4.6, Python 3.11, user
+Measured (2 vCPUs, AMD EPYC, pandas 3.1.1, numpy 2.4.6, Python 3.11, user
 CPU seconds, both cores shared with about eight other busy processes, so wall
 time was 3-5x the CPU time and CPU time itself is inflated by the sharing):
 
@@ -28,9 +28,8 @@ the Hungarian matching (``final_lambda_hat``: a merge and a groupby per call),
 calibration's per-run end states, Figure 4's curves, the trajectory rule's
 window means. The at-most-10-s target on 2 idle cores is not met yet.
 
-The figures (23, each PNG + PDF; ``-k figures``: drawn here, then by two
-worker processes), same machine, one of its 2 cores taken by a training run,
-back to back (make_figures alone, judged verdicts given):
+The figures (23, each PNG + PDF), same machine, one of its 2 cores taken by a
+training run, back to back (make_figures alone, judged verdicts given):
 
 | figures | wall | user CPU (workers included) |
 |---|---|---|
@@ -42,17 +41,23 @@ One tight box halves the whole draws (96 -> 48 ``Figure.draw`` calls, 69 ->
 45 ``get_tightbbox``; 35.2 M -> 26.2 M Python calls, a count the busy machine
 does not blur). Two workers on the one free core lose (each repeats the
 first-figure warm-up and they share the core); under heavier load earlier
-they took 100 s against 187 s for one process. This benchmark's process has
-torch loaded (conftest), so its pool spawns workers that import the reading
-half first: 54.8 s against 33.9 s for one process, on the one free core.
-What remains per figure: the first layout pass (``tight_layout``, about 40 %
-of authors-logs' time: ticks and text measured the first time), the
+they took 100 s against 187 s for one process. What remains per figure: the
+first layout pass (``tight_layout``, about 40 % of authors-logs' time: ticks
+and text measured the first time), the
 caption's and the file box's measures (15 %), one draw per file (20 %), the
 data and the plot calls (25 %).
+
+The whole command (``-k plot_only``), the same machine idle (nothing else
+running), wall: 99 s before the end-state judging and the one tight box,
+56 s after with ``--jobs 1``, 45 s with two forked drawing workers: import
+3.3 s, load 3.2, judging 17.7, figures 15.6 (two workers), report 3.7. The
+target of at most 10 s is not met.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,18 +100,14 @@ def test_judge_quick(benchmark, entries):
     assert sum(len(v.history) for v in verdicts) > 1000  # judged over training, not at the last step only
 
 
-@pytest.fixture(scope="module")
-def judged(entries):
-    frames = report.load_all(entries, RESULTS, PROFILE)
-    return frames, report.evaluate_claims(entries, frames, PROFILE)
-
-
 @pytest.mark.parametrize("impl, jobs", [("plain", 1), ("pool", 2)])
-def test_figures_quick(compare, entries, judged, tmp_path, impl, jobs):
-    """All 23 figures (PNG + PDF) in this process (plain) and in a pool of two worker processes."""
-    frames, verdicts = judged
-    figures = compare("figures, quick results", impl,
-                      lambda: report.make_figures(entries, frames, tmp_path, PROFILE, verdicts, results_dir=RESULTS,
-                                                  jobs=jobs),
-                      rounds=1, warmup=0, jobs=jobs)
-    assert all(p.exists() for paths in figures.values() for p in paths)
+def test_plot_only_quick(compare, tmp_path, impl, jobs):
+    """The whole ``--plot-only`` on the committed quick results, as a user runs it (a process without torch,
+    so a pool forks its workers): every figure drawn here (plain, ``--jobs 1``) or by two workers (pool)."""
+    cmd = [sys.executable, "reproduce.py", "--profile", PROFILE, "--plot-only", "--jobs", str(jobs),
+           "--figures-dir", str(tmp_path)]
+    res = compare("plot-only, quick results", impl,
+                  lambda: subprocess.run(cmd, cwd=RESULTS.parent, capture_output=True, text=True, timeout=900),
+                  rounds=1, warmup=0, jobs=jobs)
+    assert res.returncode in (0, 3), res.stderr  # 3: claims NOT SETTLED, as committed
+    assert len(list((tmp_path / PROFILE).glob("*.png"))) >= 20

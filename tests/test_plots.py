@@ -5,6 +5,8 @@ another here."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,24 @@ def test_save_writes_the_png_a_tight_savefig_writes(tmp_path):
 
 def test_a_pool_draws_the_same_bytes_in_the_tasks_order(tmp_path):
     """Two worker processes write the same files as this process alone; a task that cannot travel to a
-    worker (a lambda) is drawn here, and every result comes back in the tasks' order."""
+    worker (a lambda) is drawn here, and every result comes back in the tasks' order. Run where the pool
+    runs, in a process without torch (``--plot-only``; this test process has torch loaded)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_plots; from pathlib import Path; "
+            f"test_plots.pool_matches_alone(Path({str(tmp_path)!r})); assert 'torch' not in sys.modules")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert res.returncode == 0, res.stderr
+
+
+def test_with_torch_loaded_figures_are_drawn_here():
+    """After training (torch loaded) no worker is forked or spawned: this process draws."""
+    assert "torch" in sys.modules
+    assert plots.drawing_jobs(2, 10) == 1
+    assert plots.draw([(os.getpid, ()), (os.getpid, ())], jobs=2) == [os.getpid()] * 2
+
+
+def pool_matches_alone(tmp_path: Path) -> None:
+    assert plots.drawing_jobs(2, 4) == 2, "no pool here: the comparison would test nothing"
     drawn_here = []
     tasks = lambda out: [(drawn_figure, (out, "a")), (plots.no_data, (out, "b", "no runs yet")),
                          (lambda: drawn_here.append(os.getpid()) or ["here"], ()), (drawn_figure, (out, "c"))]
@@ -71,7 +90,8 @@ def test_a_pool_draws_the_same_bytes_in_the_tasks_order(tmp_path):
         assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
 
 
-def test_the_pool_has_at_most_one_worker_per_figure():
+def test_the_pool_has_at_most_one_worker_per_figure(monkeypatch):
+    monkeypatch.setattr(plots, "_can_fork", lambda: True)
     assert plots.drawing_jobs(4, 3) == 3
     assert plots.drawing_jobs(1, 10) == 1
     assert 1 <= plots.drawing_jobs(None, 2) <= 2
