@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from .frames import equals, indexed_metric, last_step_mask, only, select, where_mask, with_latent
 from .protocols import HELD_OUT
@@ -88,10 +87,18 @@ def within(value: float, low: float, high: float, places: int = 3) -> bool:
     return lo <= v <= hi
 
 
+def scipy_stats():
+    """``scipy.stats``, imported at its first use: it is about half of what importing the CLI costs, which
+    every command pays (a training run, ``--list``, each process the tests start), and only judging needs it."""
+    import scipy.stats
+
+    return scipy.stats
+
+
 def spearman(x, y) -> float:
     if np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
         return float("nan")  # undefined (e.g. at step 0, before anything moved): never passes
-    return float(spearmanr(x, y).statistic)
+    return float(scipy_stats().spearmanr(x, y).statistic)
 
 
 def fmt(**values: float) -> str:

@@ -19,7 +19,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from .frames import final_step, indexed_metric, metric, with_latent  # noqa: E402
 
@@ -41,6 +40,10 @@ GROUP_LABELS = {"r2_content": "content", "r2_style": "style"}
 
 
 def setup_style() -> None:
+    # seaborn (and the scipy.stats it loads) only where figures are drawn: importing it is most of what
+    # importing the CLI costs, paid by every command that draws nothing (a training run, --list, --dry-run)
+    import seaborn as sns
+
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 160, "savefig.bbox": "tight", "legend.frameon": False})
 

@@ -16,11 +16,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..schedules import schedule_phrase
 from .. import claims as C
-from ..claims import KEPT
+from ..claims import KEPT, scipy_stats
 from ..frames import indexed_metric, metric
 from ..protocols import SAME_SAMPLE
 from ..plots import LOSS_COLORS, no_data, run_caption, save
@@ -97,7 +96,7 @@ def _summaries_ref(ref: pd.DataFrame, name: str, steps: list[int]) -> np.ndarray
 def prediction_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     """Two-sided prediction interval for one more draw of a normal sample."""
     n = len(values)
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
+    half = scipy_stats().t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
     return float(np.mean(values) - half), float(np.mean(values) + half)
 
 
@@ -197,7 +196,7 @@ def slower_than_theirs(df: pd.DataFrame, setting: str) -> dict | None:
         return None
     mine = _summaries_ours(ours, "loss_train", steps)[:, 0]
     theirs = np.array([_summaries_ref(r, "loss_train", steps)[0] for r in refs.values()])
-    test = stats.ttest_ind(mine, theirs, equal_var=True)
+    test = scipy_stats().ttest_ind(mine, theirs, equal_var=True)
     ci = test.confidence_interval(0.95)
     logged = refs[LOGGED][COLUMNS["loss_train"]]
     on_log = _matched(ours, refs[LOGGED])
@@ -228,6 +227,7 @@ def shared_variation(df: pd.DataFrame) -> str:
     if len(both) < 3:
         return ""
     a, b = pace["bimodal"][both].to_numpy(), pace["linear"][both].to_numpy()
+    stats = scipy_stats()
     test = stats.spearmanr(a, b)
     perm = stats.permutation_test((a,), lambda x: stats.spearmanr(x, b).statistic, permutation_type="pairings",
                                   alternative="greater", n_resamples=np.inf if len(both) <= 8 else 20_000,
@@ -404,7 +404,7 @@ def reference_table(df: pd.DataFrame) -> str:
             rows.append([setting, LABELS[name], f"{fails} / {trials}"])
     lines.append(markdown(rows, ["setting", "metric", "fails / trials"]))
     if total[1]:
-        upper = stats.beta.ppf(0.95, total[0] + 1, total[1] - total[0])  # one-sided Clopper-Pearson
+        upper = scipy_stats().beta.ppf(0.95, total[0] + 1, total[1] - total[0])  # one-sided Clopper-Pearson
         lines += ["", f"Pooled: {total[0]} of {total[1]} ({total[0] / total[1]:.0%}; 95 % upper bound {upper:.0%}). "
                   "With 3 seeds each trial builds its interval from 2, so the per-claim counts are coarse; the "
                   "draws at the bimodal setting make them finer."]
