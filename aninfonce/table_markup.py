@@ -40,8 +40,8 @@ def latex(table: pd.DataFrame, caption: str) -> str:
     in small type, the caption above, and the paper's symbols in math mode."""
     styler = (table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis="columns")
               .set_table_styles([{"selector": "small", "props": ":;"}]))  # renders \small inside the float
-    text = styler.to_latex(hrules=True, position="t", position_float="centering", caption=caption.translate(TEX_SPECIAL),
-                           column_format="l" + "r" * (len(table.columns) - 1))
+    text = styler.to_latex(hrules=True, position="t", position_float="centering",
+                           caption=caption.translate(TEX_SPECIAL), column_format="l" + "r" * (len(table.columns) - 1))
     for symbol, tex in TEX_SYMBOLS.items():
         text = text.replace(symbol, tex)
     return text

@@ -60,8 +60,9 @@ def test_a_pool_draws_the_same_bytes_in_the_tasks_order(tmp_path):
     """Two worker processes write the same files as this process alone; a task that cannot travel to a
     worker (a lambda) is drawn here, and every result comes back in the tasks' order. Run where the pool
     runs, in a process without torch (``--plot-only``; this test process has torch loaded)."""
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_plots; from pathlib import Path; "
-            f"test_plots.pool_matches_alone(Path({str(tmp_path)!r})); assert 'torch' not in sys.modules")
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_plots; "
+            f"from pathlib import Path; test_plots.pool_matches_alone(Path({str(tmp_path)!r})); "
+            "assert 'torch' not in sys.modules")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
     assert res.returncode == 0, res.stderr
