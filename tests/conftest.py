@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +34,23 @@ def table_rows(text: str) -> list[list[str]]:
             cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
             rows.append([c.strip().replace("\\|", "|") for c in cells])
     return rows
+
+
+def train_smoke(base: Path, entry: str) -> Path:
+    """``entry``'s smoke runs trained through the CLI into ``base``/results and ``base``/figures (for a
+    module-scoped fixture: trained once, each test taking its own copy with :func:`copy_trained`)."""
+    from aninfonce.cli import main
+
+    assert main([entry, "--profile", "smoke", "--executor", "local", "--results-dir", str(base / "results"),
+                 "--figures-dir", str(base / "figures")]) == 0
+    return base
+
+
+def copy_trained(base: Path, dest: Path) -> list[str]:
+    """A copy of :func:`train_smoke`'s folders in ``dest``; the CLI options that point at them."""
+    for folder in ("results", "figures"):
+        shutil.copytree(base / folder, dest / folder)
+    return ["--results-dir", str(dest / "results"), "--figures-dir", str(dest / "figures")]
 
 
 @pytest.fixture(autouse=True)

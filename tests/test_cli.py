@@ -3,7 +3,6 @@ real kill, determinism, claims/goldens, and one clear message per bad input."""
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_real_figure
+from conftest import assert_real_figure, copy_trained, train_smoke
 
 from aninfonce import results
 from aninfonce.cli import build_parser, main
@@ -33,18 +32,13 @@ def dirs(tmp_path):
 @pytest.fixture(scope="module")
 def linear_once(tmp_path_factory):
     """Figure 2's linear smoke run trained once for this module; a test takes its own copy (``linear``)."""
-    base = tmp_path_factory.mktemp("linear")
-    assert main(["fig2-linear", "--profile", "smoke", "--executor", "local", "--results-dir", str(base / "results"),
-                 "--figures-dir", str(base / "figures")]) == 0
-    return base
+    return train_smoke(tmp_path_factory.mktemp("linear"), "fig2-linear")
 
 
 @pytest.fixture
-def linear(linear_once, tmp_path, dirs):
+def linear(linear_once, tmp_path):
     """``dirs`` holding a finished fig2-linear smoke run, as ``main(["fig2-linear", ...])`` leaves them."""
-    for folder in ("results", "figures"):
-        shutil.copytree(linear_once / folder, tmp_path / folder)
-    return dirs
+    return copy_trained(linear_once, tmp_path)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import copy_trained, train_smoke
 from test_cli import KILL_SCRIPT, ROOT
 
 from aninfonce import manifest, report, results
@@ -31,17 +31,12 @@ pytestmark = pytest.mark.slow  # end to end through the CLI
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory):
     """Figure 2's smoke grid trained once for this module; each test damages its own copy."""
-    base = tmp_path_factory.mktemp("finished")
-    assert main(["fig2", "--profile", "smoke", "--executor", "local", "--results-dir", str(base / "results"),
-                 "--figures-dir", str(base / "figures")]) == 0
-    return base
+    return train_smoke(tmp_path_factory.mktemp("finished"), "fig2")
 
 
 @pytest.fixture
 def finished(trained_once, tmp_path):
-    for folder in ("results", "figures"):
-        shutil.copytree(trained_once / folder, tmp_path / folder)
-    dirs = ["--results-dir", str(tmp_path / "results"), "--figures-dir", str(tmp_path / "figures")]
+    dirs = copy_trained(trained_once, tmp_path)
     csv = tmp_path / "results" / "smoke" / "fig2.csv"
     return dirs, csv, pd.read_csv(csv, dtype={"run_key": str})
 
