@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -105,13 +105,21 @@ def _check(claim: Claim, df: pd.DataFrame) -> tuple[bool | None, str]:
 
 def _judge(run: Callable[[], ClaimResult]) -> tuple[bool | None, str]:
     """``run()``'s (passed, measured), an error in it a failure that says why."""
-    try:
-        with warnings.catch_warnings():  # early steps / single seeds lack rows: NaN, which never passes
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = run()
-        return (None if res.passed is None else bool(res.passed)), res.measured
-    except (KeyError, IndexError, ValueError, ZeroDivisionError) as err:
+    res, err = _quietly(run)
+    if err is not None:
         return False, f"could not evaluate: {type(err).__name__}: {err}"
+    return (None if res.passed is None else bool(res.passed)), res.measured
+
+
+def _quietly(run: Callable[[], Any]) -> tuple[Any, Exception | None]:
+    """(``run()``, None), or (None, the error) where the rows a check reads cannot give its numbers;
+    without the NaN warnings of early steps and single seeds (NaN never passes)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return run(), None
+    except (KeyError, IndexError, ValueError, ZeroDivisionError) as err:
+        return None, err
 
 
 def _at_step(claim: Claim, df: pd.DataFrame, seeds: list,
@@ -174,12 +182,7 @@ def _history(claim: Claim, df: pd.DataFrame, seeds: list, steps: list,
 def _over_steps(claim: Claim, table: pd.DataFrame) -> Callable[[float], ClaimResult] | None:
     """``claim.over_steps(table)``, or None where that pass fails (its rows
     are then judged step by step, as the check alone would)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return claim.over_steps(table)
-    except (KeyError, IndexError, ValueError, ZeroDivisionError):
-        return None
+    return _quietly(lambda: claim.over_steps(table))[0]
 
 
 def evaluate_claim(exp_id: str, claim: Claim, df: pd.DataFrame, judged_steps: str = "every",
