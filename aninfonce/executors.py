@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from .cores import usable_cores
 from .errors import BadInput
 from .jobs import Job, raise_first, run_job
 from .lifecycle import RunStopped, clear_stop, on_signal, pool_worker_start, request_stop, stop_requested
@@ -27,7 +28,7 @@ EXECUTORS = ("local", "pool", "slurm")
 
 
 def default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return usable_cores()
 
 
 def run_pool(runs: list[PlannedRun], profile: str, device: torch.device, results_dir: Path, data_root: Path | None,

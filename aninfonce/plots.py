@@ -6,7 +6,6 @@ table."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .cores import usable_cores  # noqa: E402
 from .frames import final_step, indexed_metric, metric, with_latent  # noqa: E402
 
 # one colour per loss, fixed across every figure
@@ -237,8 +237,7 @@ def drawing_jobs(jobs: int | None, n_tasks: int) -> int:
     half's imports, seconds against the few figures of a training command."""
     if not _can_fork():
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(jobs or cores, n_tasks))
+    return max(1, min(jobs or usable_cores(), n_tasks))
 
 
 def _travels(fn: Callable) -> bool:

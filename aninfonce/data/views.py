@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
 
+from ..cores import usable_cores
 from .augment import AugmentConfig, RecordingAugment
 from .images import ImageSource
 
@@ -63,4 +63,4 @@ class OneViewDataset(torch.utils.data.Dataset):
 
 
 def default_workers() -> int:
-    return max(0, min(8, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) - 1))
+    return max(0, min(8, usable_cores() - 1))
