@@ -19,6 +19,7 @@ from . import (
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
 from .lifecycle import RunStopped
+from .plots import Drawing
 from .registry import PROFILES, all_analyses, all_studies, select
 from .results import format_seconds
 from .specs import PRESETS
@@ -206,10 +207,13 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     exps = reading_scope(all_analyses().values(), args)
     frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
-    verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
-    figures = report.make_figures(exps, frames, out, args.profile, verdicts, args.speed, args.results_dir,
-                                   jobs=args.jobs)
-    paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
+    with Drawing(args.jobs, 2 * len(exps)) as drawing:
+        # the entries' figures need no verdict: a pool draws them while the claims are judged here
+        pending, shown = report.entry_figures(exps, frames, out, args.profile, drawing, args.speed, args.results_dir)
+        verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
+        pending.update(report.verdict_figures(exps, shown, verdicts, out, args.profile, drawing))
+        paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
+        figures = {key: future.result() for key, future in pending.items()}
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed, paper=paper,
                                paper_results=f"{Path(args.results_dir).name}/paper")
     return verdicts, path

@@ -8,7 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -255,20 +255,48 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
 
 
+class Drawing:
+    """A pool that draws figures while its caller goes on (judging the claims, say): ``submit(fn, *args)``
+    hands back a future at once and a forked worker of the pool draws it. With one process (:func:`drawing_jobs`),
+    or for a function that cannot travel to a worker (a lambda), the call waits and runs here when its
+    ``result()`` is asked for, so one process draws in the order the results are collected. A figure is a
+    pure function of its arguments: its files are the same bytes whichever process drew it."""
+
+    def __init__(self, jobs: int | None, n_tasks: int):
+        n = drawing_jobs(jobs, n_tasks)
+        self._pool = (ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=setup_style)
+                      if n > 1 else None)
+
+    def submit(self, fn: Callable, *args) -> Future | _Later:
+        if self._pool is not None and _travels(fn):
+            return self._pool.submit(fn, *args)
+        return _Later(fn, args)
+
+    def __enter__(self) -> Drawing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+
+class _Later:
+    """A call run here on the first ``result()`` (the serial stand-in for a pool's future)."""
+
+    def __init__(self, fn: Callable, args: tuple):
+        self._call: tuple[Callable, tuple] | None = (fn, args)
+        self._value: Any = None
+
+    def result(self) -> Any:
+        if self._call is not None:
+            fn, args = self._call
+            self._value, self._call = fn(*args), None
+        return self._value
+
+
 def draw(tasks: list[tuple[Callable, tuple]], jobs: int | None = None) -> list[Any]:
-    """``fn(*args)`` for each ``(fn, args)`` of ``tasks``, results in order, each call drawing whole figures:
-    in a pool of :func:`drawing_jobs` forked worker processes (1: here, one after another). A figure is a pure function
-    of its arguments, so its files are the same bytes whatever the pool; a task whose function cannot travel
-    to a worker (a lambda) is drawn here while the pool draws the rest."""
-    n = drawing_jobs(jobs, len(tasks))
-    if n == 1:
-        return [fn(*args) for fn, args in tasks]
-    out: list[Any] = [None] * len(tasks)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=setup_style) as pool:
-        futures = {i: pool.submit(fn, *args) for i, (fn, args) in enumerate(tasks) if _travels(fn)}
-        for i, (fn, args) in enumerate(tasks):
-            if i not in futures:
-                out[i] = fn(*args)
-        for i, future in futures.items():
-            out[i] = future.result()
-    return out
+    """``fn(*args)`` for each ``(fn, args)`` of ``tasks``, results in order, each call drawing whole figures
+    (:class:`Drawing`: the pooled ones in the background while this process draws any that cannot travel)."""
+    with Drawing(jobs, len(tasks)) as drawing:
+        futures = [drawing.submit(fn, *args) for fn, args in tasks]
+        return [f.result() for f in futures]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
-from .plots import draw, run_caption, setup_style
+from .plots import Drawing, run_caption, setup_style
 from . import manifest
 from .registry import Analysis
 from .report_sections import (  # noqa: F401  (the section helpers, re-exported)
@@ -193,24 +193,43 @@ def make_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], o
                  verdicts: list[Verdict] = (), speed: str = "exact",
                  results_dir: Path | None = None, jobs: int | None = None) -> dict[str, list[Path]]:
     """Each experiment's figures, plus (key ``<id>:verdicts``) its
-    verdict-against-step figure where it has claims with data. The figures
-    draw the seeds the claims read (``shown_rows``), and the files its runs
-    wrote beside their rows (each entry's run folder in ``results_dir``).
-    ``jobs`` processes draw them (plots.draw; None: one per CPU core, 1: here)."""
+    verdict-against-step figure where it has claims with data: the files of
+    :func:`entry_figures` and :func:`verdict_figures`, drawn by ``jobs``
+    processes (plots.Drawing; None: one per CPU core, 1: here)."""
+    with Drawing(jobs, 2 * len(experiments)) as drawing:
+        pending, shown = entry_figures(experiments, frames, out, profile, drawing, speed, results_dir)
+        pending.update(verdict_figures(experiments, shown, verdicts, out, profile, drawing))
+        return {key: future.result() for key, future in pending.items()}
+
+
+def entry_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], out: Path, profile: str,
+                  drawing: Drawing, speed: str = "exact", results_dir: Path | None = None) -> tuple[dict, dict]:
+    """({experiment id: the future of its figures' paths}, {experiment id: (the rows they draw, the note on
+    what those leave out)}), each figure handed to ``drawing``. The figures draw the seeds the claims read
+    (``shown_rows``), and the files its runs wrote beside their rows (each entry's run folder in
+    ``results_dir``); they need no verdict, so they can be drawn while the claims are judged."""
     setup_style()
-    tasks = {}
-    shown = {}
+    pending, shown = {}, {}
     for exp in experiments:
         df, note = shown[exp.id] = shown_rows(exp, frames[exp.id], profile, speed)
         if note:
             print(f"note: {exp.id} figures: {note}")
         runs = results.run_dir(results.csv_path(results_dir, profile, exp.id)) if results_dir is not None else None
-        tasks[exp.id] = (exp.plot, (df, out, profile, runs))
+        pending[exp.id] = drawing.submit(exp.plot, df, out, profile, runs)
+    return pending, shown
+
+
+def verdict_figures(experiments: list[Analysis], shown: dict, verdicts: list[Verdict], out: Path, profile: str,
+                    drawing: Drawing) -> dict:
+    """{``<id>:verdicts``: the future of its paths}: each experiment's claims over training (``plot_verdicts``),
+    where it has claims with data; ``shown``: :func:`entry_figures`' rows, which its caption describes."""
+    pending = {}
     for exp in experiments:
         mine = [v for v in verdicts if v.experiment == exp.id and v.history]
         if mine:
             caption = run_caption("Colour: the fraction of seeds for which each claim holds at each logged step; dot: "
                                   "the claim's rule passes there; [brackets]: its verdict", shown[exp.id][0], profile)
-            tasks[f"{exp.id}:verdicts"] = (plot_verdicts, (mine, out, exp.id.replace("-", "_"),
-                                                           f"{exp.paper_ref} ({exp.id}): claims over training", caption))
-    return dict(zip(tasks, draw(list(tasks.values()), jobs)))
+            pending[f"{exp.id}:verdicts"] = drawing.submit(
+                plot_verdicts, mine, out, exp.id.replace("-", "_"), f"{exp.paper_ref} ({exp.id}): claims over training",
+                caption)
+    return pending

@@ -260,7 +260,8 @@ def judged_table(df: pd.DataFrame) -> pd.DataFrame:
     of text, and a comparison or grouping on run key or metric compares
     codes."""
     view = df.drop(columns=[c for c in (*PROVENANCE_COLUMNS, "python") if c in df.columns])
-    return view.astype({c: "category" for c in view.columns if pd.api.types.is_string_dtype(view[c].dtype)})
+    # copy(): the numeric columns of one dtype become one block, so a selection takes them in one pass
+    return view.astype({c: "category" for c in view.columns if pd.api.types.is_string_dtype(view[c].dtype)}).copy()
 
 
 def evaluate_claims(experiments: list[Analysis], frames: dict[str, pd.DataFrame], profile: str,

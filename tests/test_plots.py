@@ -75,8 +75,21 @@ def test_with_torch_loaded_figures_are_drawn_here():
     assert plots.draw([(os.getpid, ()), (os.getpid, ())], jobs=2) == [os.getpid()] * 2
 
 
+def test_one_process_draws_when_the_result_is_asked_for():
+    """Without a pool a submitted figure waits, so this process judges first and draws after, in the order
+    the results are collected (as one process always did); each is drawn once."""
+    calls = []
+    with plots.Drawing(1, 3) as drawing:
+        first, second = (drawing.submit(lambda n=n: calls.append(n) or n) for n in (1, 2))
+        assert calls == []
+        assert (second.result(), first.result(), second.result()) == (2, 1, 2)
+    assert calls == [2, 1]
+
+
 def pool_matches_alone(tmp_path: Path) -> None:
     assert plots.drawing_jobs(2, 4) == 2, "no pool here: the comparison would test nothing"
+    with plots.Drawing(2, 2) as drawing:  # a submitted figure is drawn by a worker while this process goes on
+        assert drawing.submit(os.getpid).result() != os.getpid()
     drawn_here = []
     tasks = lambda out: [(drawn_figure, (out, "a")), (plots.no_data, (out, "b", "no runs yet")),
                          (lambda: drawn_here.append(os.getpid()) or ["here"], ()), (drawn_figure, (out, "c"))]
