@@ -19,7 +19,7 @@ from . import (
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
 from .lifecycle import RunStopped
-from .plots import Drawing
+from .reading import read_entries
 from .registry import PROFILES, all_analyses, all_studies, select
 from .results import format_seconds
 from .specs import PRESETS
@@ -205,17 +205,12 @@ def plot_and_report(exps, args) -> tuple[list[report.Verdict], Path]:
     is one document per profile (and speed preset) and must not shrink to the
     last glob."""
     exps = reading_scope(all_analyses().values(), args)
-    frames = report.load_all(exps, args.results_dir, args.profile, args.speed)
     out = args.figures_dir / args.profile
-    with Drawing(args.jobs, 2 * len(exps)) as drawing:
-        # the entries' figures need no verdict: a pool draws them while the claims are judged here
-        pending, shown = report.entry_figures(exps, frames, out, args.profile, drawing, args.speed, args.results_dir)
-        verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
-        pending.update(report.verdict_figures(exps, shown, verdicts, out, args.profile, drawing))
-        paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
-        figures = {key: future.result() for key, future in pending.items()}
+    read = read_entries(exps, args.results_dir, args.profile, args.speed, out=out, jobs=args.jobs)
+    frames, verdicts, figures = read.frames, read.verdicts, read.figures
+    paper = report.paper_verdicts(exps, args.results_dir, args.speed) if args.profile == "quick" else None
     path = report.write_report(exps, frames, verdicts, figures, out, args.profile, args.speed, paper=paper,
-                               paper_results=f"{Path(args.results_dir).name}/paper")
+                               paper_results=f"{Path(args.results_dir).name}/paper", written=read.sections)
     return verdicts, path
 
 
@@ -250,9 +245,8 @@ def cmd_adopt(exps, args) -> None:
 
 def cmd_check(exps, args) -> int:
     exps = reading_scope(exps, args)
-    damaged: dict[str, str] = {}
-    frames = report.load_all(exps, args.results_dir, args.profile, args.speed, damaged)
-    verdicts = report.evaluate_claims(exps, frames, args.profile, args.speed)
+    read = read_entries(exps, args.results_dir, args.profile, args.speed, jobs=args.jobs, keep_damaged=True)
+    frames, verdicts, damaged = read.frames, read.verdicts, read.damaged
     failed = unsettled = False
     if verdicts:
         print(report.paper_notation(report.verdict_table(verdicts)))

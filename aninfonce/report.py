@@ -167,10 +167,12 @@ def compare_golden(frames: dict[str, pd.DataFrame], path: Path, sanity: frozense
 def write_report(experiments: list[Analysis], frames: dict[str, pd.DataFrame], verdicts: list[Verdict],
                  figures: dict[str, list[Path]], out: Path, profile: str, speed: str = "exact",
                  sections: Sequence[Section] = SECTIONS, paper: list[Verdict] | None = None,
-                 paper_results: str = "results/paper") -> Path:
+                 paper_results: str = "results/paper", written: dict[str, str] | None = None) -> Path:
     """REPORT.md: the title, the headline (what reproduces, what does not, what is undecided), a table of
-    contents, then each of ``sections`` in turn, in the paper's notation (``paper_notation``)."""
-    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed, paper, paper_results)
+    contents, then each of ``sections`` in turn, in the paper's notation (``paper_notation``); ``written``:
+    the entries' sections written already (``report_sections.entry``; experiment id -> its text)."""
+    inputs = ReportInputs(list(experiments), frames, list(verdicts), figures, profile, speed, paper, paper_results,
+                          written or {})
     body = "\n".join(part for part in (section(inputs) for section in sections) if part)
     text = "\n".join([title(inputs), headline(inputs), table_of_contents(body), body])
     out.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,8 @@ class ReportInputs:
     speed: str = "exact"
     paper: list[Verdict] | None = None  # the paper profile's verdicts, shown beside quick's (None: no paper results)
     paper_results: str = "results/paper"  # where they were read, as the report names it
+    # experiment id -> its section (``entry``), where it was written already, by the task that read the entry
+    written: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 Section = Callable[[ReportInputs], str]
@@ -187,7 +189,7 @@ def wall_time(r: ReportInputs) -> str:
 
 def entries(r: ReportInputs) -> str:
     """One section per entry: notes, recipe, figures, lost directions, reference numbers, claims."""
-    return "\n".join(entry(r, exp) for exp in r.experiments)
+    return "\n".join(r.written[exp.id] if exp.id in r.written else entry(r, exp) for exp in r.experiments)
 
 
 def entry(r: ReportInputs, exp: Analysis) -> str:

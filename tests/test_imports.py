@@ -17,7 +17,8 @@ ROOT = PKG.parent
 
 # the reading half's entry points; everything they reach must stay torch-free
 READING = ("aninfonce.cli", "aninfonce.analyses", "aninfonce.report", "aninfonce.report_sections", "aninfonce.verdicts",
-           "aninfonce.manifest", "aninfonce.crosscheck", "aninfonce.plots", "aninfonce.results", "aninfonce.specs")
+           "aninfonce.manifest", "aninfonce.crosscheck", "aninfonce.plots", "aninfonce.reading", "aninfonce.results",
+           "aninfonce.specs")
 # what the reading half may never reach (modules of the package, and third-party packages)
 PRODUCING = ("aninfonce.runner", "aninfonce.executors", "aninfonce.speed", "aninfonce.trainers", "aninfonce.studies",
              "aninfonce.torchrun", "aninfonce.slurm", "aninfonce.latents", "aninfonce.losses", "aninfonce.nets",

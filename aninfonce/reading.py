@@ -1,0 +1,104 @@
+"""The reading pass of ``--plot-only`` and ``--check``: each entry read in one
+task -- its rows loaded, its claims judged and (when drawing) its figures,
+its claims-over-training figure and its section of the report written -- in a
+pool of forked workers.
+
+The entries are independent: none reads another's rows, so their tasks can
+run in any order on any worker, and what they give is put back in the
+entries' order (their messages too), the same whichever process ran them.
+Reads results tables only."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from . import results
+from .plots import Drawing, setup_style
+from .registry import Analysis
+from .report import entry_figures, evaluate_claims, load_all, verdict_figures
+from .report_sections import ReportInputs, entry
+from .verdicts import Verdict
+
+
+@dataclasses.dataclass
+class Reading:
+    """What reading the entries gives: their rows, verdicts and figures (each experiment's, then its
+    ``<id>:verdicts`` figure), the runs left out as damaged ('experiment run_key' -> why) and, where the
+    figures were drawn, each entry's section of the report (``report_sections.entry``)."""
+
+    frames: dict[str, pd.DataFrame]
+    verdicts: list[Verdict]
+    figures: dict[str, list[Path]]
+    damaged: dict[str, str]
+    sections: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    experiments: tuple[Analysis, ...]
+    results_dir: Path
+    profile: str
+    speed: str
+    out: Path | None
+    keep_damaged: bool
+
+
+# The task the pool's workers read: set before the pool forks them, so each worker inherits it (an entry's
+# claims hold closures, which could not be sent to a worker).
+_TASK: list[_Task] = []
+
+
+def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, speed: str = "exact",
+                 out: Path | None = None, jobs: int | None = None, keep_damaged: bool = False) -> Reading:
+    """Each of ``experiments`` read in one task (:func:`read_entry`), by ``jobs`` forked workers (None: one per
+    CPU core, 1: here, one after another; plots.Drawing), the entries with the most rows first; with ``out``,
+    their figures are drawn into it. A damaged run is named in a note, or with ``keep_damaged`` recorded in
+    ``Reading.damaged`` instead (for a caller that names them itself)."""
+    experiments = list(experiments)
+    _TASK[:] = [_Task(tuple(experiments), Path(results_dir), profile, speed, out, keep_damaged)]
+    order = sorted(range(len(experiments)), key=lambda i: -_size(experiments[i], results_dir, profile))
+    if out is not None:
+        setup_style()  # here, so that the forked workers have seaborn imported already
+    with Drawing(jobs, len(experiments)) as pool:
+        futures = {i: pool.submit(read_entry, i) for i in order}
+        parts = [futures[i].result() for i in range(len(experiments))]
+    _TASK.clear()
+    for part in parts:
+        print(part["said"], end="")
+    figures = {k: v for part in parts for k, v in part["figures"].items() if not k.endswith(":verdicts")}
+    figures.update({k: v for part in parts for k, v in part["figures"].items() if k.endswith(":verdicts")})
+    return Reading(frames={e.id: part["frame"] for e, part in zip(experiments, parts)},
+                   verdicts=[v for part in parts for v in part["verdicts"]], figures=figures,
+                   damaged={k: v for part in parts for k, v in part["damaged"].items()},
+                   sections={e.id: part["section"] for e, part in zip(experiments, parts) if part["section"]})
+
+
+def read_entry(index: int) -> dict:
+    """Entry ``index`` of the current task: its rows, verdicts, figures' paths, damaged runs, and what it said."""
+    task = _TASK[0]
+    exp = task.experiments[index]
+    said = io.StringIO()
+    damaged: dict[str, str] = {}
+    with contextlib.redirect_stdout(said):
+        frames = load_all([exp], task.results_dir, task.profile, task.speed, damaged if task.keep_damaged else None)
+        verdicts = evaluate_claims([exp], frames, task.profile, task.speed)
+        figures, section = {}, ""
+        if task.out is not None:
+            with Drawing(1, 2) as here:
+                pending, shown = entry_figures([exp], frames, task.out, task.profile, here, task.speed, task.results_dir)
+                pending.update(verdict_figures([exp], shown, verdicts, task.out, task.profile, here))
+                figures = {key: future.result() for key, future in pending.items()}
+            section = entry(ReportInputs([exp], frames, verdicts, figures, task.profile, task.speed), exp)
+    return dict(frame=frames[exp.id], verdicts=verdicts, figures=figures, damaged=damaged, said=said.getvalue(),
+                section=section)
+
+
+def _size(exp: Analysis, results_dir: Path, profile: str) -> int:
+    """The bytes of an entry's run files: how long reading it takes, roughly."""
+    folder = results.run_dir(results.csv_path(results_dir, profile, exp.id))
+    return sum(p.stat().st_size for p in folder.glob("*.csv")) if folder.is_dir() else 0
