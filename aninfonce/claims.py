@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .frames import equals, indexed_metric, last_step_mask, only, select, where_mask, with_latent
+from .frames import equals, indexed_metric, last_step_mask, only, select, where_mask
 from .protocols import HELD_OUT
 
 
@@ -42,8 +42,16 @@ def final_lambda_hat(df: pd.DataFrame, matched: bool = False, **where) -> np.nda
     match = indexed_metric(last, "match")
     if match.empty:
         return np.full(lam["dim"].nunique(), np.nan)
-    pairs = with_latent(lam, match).dropna(subset=["latent"])
-    out = pairs.groupby(pairs["latent"].astype(int))["value"].mean().sort_index()
+    # the latent each Lambda^ row's encoder dim is paired with (the first match row of its run and dim, as
+    # frames.with_latent pairs them), looked up in a dict: a few hundred rows, at every logged step
+    latent_of: dict = {}
+    for key, dim, latent in zip(match["run_key"].tolist(), match["dim"].tolist(), match["value"].tolist()):
+        latent_of.setdefault((key, dim), latent)
+    latent = np.array([latent_of.get(pair, np.nan) for pair in zip(lam["run_key"].tolist(), lam["dim"].tolist())],
+                      dtype=float)
+    paired = ~np.isnan(latent)
+    # the mean of each latent's rows in their order, as a groupby of the paired rows takes it
+    out = pd.Series(lam["value"].to_numpy()[paired]).groupby(latent[paired].astype(int)).mean().sort_index()
     return out.reindex(range(lam["dim"].nunique())).to_numpy()
 
 
@@ -96,9 +104,29 @@ def scipy_stats():
 
 
 def spearman(x, y) -> float:
-    if np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
-        return float("nan")  # undefined (e.g. at step 0, before anything moved): never passes
-    return float(scipy_stats().spearmanr(x, y).statistic)
+    """Spearman's rank correlation of ``x`` and ``y``: the correlation of their average ranks, as
+    ``scipy.stats.spearmanr(x, y).statistic`` computes it (the same ranks, the same ``np.corrcoef``), without
+    the p-value it works out too (a claim asks thousands of times while it is judged over training). NaN
+    where it is undefined: a constant input (e.g. at step 0, before anything moved), fewer than two
+    values, or a NaN among them -- NaN never passes."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"spearman: {len(x)} values against {len(y)}")
+    if len(x) < 2 or np.isnan(x).any() or np.isnan(y).any() or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(np.column_stack((average_ranks(x), average_ranks(y))), rowvar=False)[1, 0])
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """The 1-based ranks of ``values``, ties sharing the mean of the ranks they span (``scipy.stats.rankdata``'s
+    default): exact halves, so the same floats however they are computed."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]]  # where each run of ties starts
+    tie = np.empty(len(values), dtype=np.intp)
+    tie[order] = np.cumsum(new) - 1  # each value's run of ties
+    bounds = np.r_[np.flatnonzero(new), len(values)]  # each run's first position, and the end
+    return 0.5 * (bounds[tie] + bounds[tie + 1] + 1)
 
 
 def fmt(**values: float) -> str:

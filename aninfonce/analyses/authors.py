@@ -10,6 +10,8 @@ length of their logs.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from pathlib import Path
 
@@ -96,8 +98,15 @@ def _summaries_ref(ref: pd.DataFrame, name: str, steps: list[int]) -> np.ndarray
 def prediction_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     """Two-sided prediction interval for one more draw of a normal sample."""
     n = len(values)
-    half = scipy_stats().t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
+    half = t_quantile(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
     return float(np.mean(values) - half), float(np.mean(values) + half)
+
+
+@functools.lru_cache(maxsize=64)
+def t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile (``scipy.stats.t.ppf``), worked out once per (q, dof): the trajectory rule asks
+    for the same few at every logged step."""
+    return scipy_stats().t.ppf(q, dof)
 
 
 def _widened(lo: float, hi: float, name: str) -> tuple[float, float]:
