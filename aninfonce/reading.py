@@ -38,6 +38,18 @@ class Reading:
     sections: dict[str, str]
 
 
+@dataclasses.dataclass
+class EntryRead:
+    """What reading one entry gives (:func:`read_entry`): sent back from the worker that read it."""
+
+    frame: pd.DataFrame
+    verdicts: list[Verdict]
+    figures: dict[str, list[Path]]
+    damaged: dict[str, str]
+    said: str  # what it printed
+    section: str  # its section of the report ("" when its figures were not drawn)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Task:
     experiments: tuple[Analysis, ...]
@@ -69,17 +81,17 @@ def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, s
         parts = [futures[i].result() for i in range(len(experiments))]
     _TASK.clear()
     for part in parts:
-        print(part["said"], end="")
-    figures = {k: v for part in parts for k, v in part["figures"].items() if not k.endswith(":verdicts")}
-    figures.update({k: v for part in parts for k, v in part["figures"].items() if k.endswith(":verdicts")})
-    return Reading(frames={e.id: part["frame"] for e, part in zip(experiments, parts)},
-                   verdicts=[v for part in parts for v in part["verdicts"]], figures=figures,
-                   damaged={k: v for part in parts for k, v in part["damaged"].items()},
-                   sections={e.id: part["section"] for e, part in zip(experiments, parts) if part["section"]})
+        print(part.said, end="")
+    figures = {k: v for part in parts for k, v in part.figures.items() if not k.endswith(":verdicts")}
+    figures.update({k: v for part in parts for k, v in part.figures.items() if k.endswith(":verdicts")})
+    return Reading(frames={e.id: part.frame for e, part in zip(experiments, parts)},
+                   verdicts=[v for part in parts for v in part.verdicts], figures=figures,
+                   damaged={k: v for part in parts for k, v in part.damaged.items()},
+                   sections={e.id: part.section for e, part in zip(experiments, parts) if part.section})
 
 
-def read_entry(index: int) -> dict:
-    """Entry ``index`` of the current task: its rows, verdicts, figures' paths, damaged runs, and what it said."""
+def read_entry(index: int) -> EntryRead:
+    """Entry ``index`` of the current task, read (see :class:`EntryRead`)."""
     task = _TASK[0]
     exp = task.experiments[index]
     said = io.StringIO()
@@ -94,8 +106,7 @@ def read_entry(index: int) -> dict:
                 pending.update(verdict_figures([exp], shown, verdicts, task.out, task.profile, here))
                 figures = {key: future.result() for key, future in pending.items()}
             section = entry(ReportInputs([exp], frames, verdicts, figures, task.profile, task.speed), exp)
-    return dict(frame=frames[exp.id], verdicts=verdicts, figures=figures, damaged=damaged, said=said.getvalue(),
-                section=section)
+    return EntryRead(frames[exp.id], verdicts, figures, damaged, said.getvalue(), section)
 
 
 def _size(exp: Analysis, results_dir: Path, profile: str) -> int:
