@@ -4,6 +4,8 @@ string shows exactly what was compared."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -127,6 +129,20 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     tie[order] = np.cumsum(new) - 1  # each value's run of ties
     bounds = np.r_[np.flatnonzero(new), len(values)]  # each run's first position, and the end
     return 0.5 * (bounds[tie] + bounds[tie + 1] + 1)
+
+
+def prediction_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Two-sided prediction interval for one more draw of a normal sample (the trajectory rule)."""
+    n = len(values)
+    half = t_quantile(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
+    return float(np.mean(values) - half), float(np.mean(values) + half)
+
+
+@functools.lru_cache(maxsize=64)
+def t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile (``scipy.stats.t.ppf``), worked out once per (q, dof): the trajectory rule asks
+    for the same few at every logged step."""
+    return scipy_stats().t.ppf(q, dof)
 
 
 def fmt(**values: float) -> str:

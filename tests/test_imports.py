@@ -72,6 +72,17 @@ def test_no_import_circle():
     assert not cycles, " | ".join(" -> ".join(c) for c in cycles[:5])
 
 
+# A module a newcomer reads in one sitting: past this many lines, a module holds two subjects to split.
+MAX_MODULE_LINES = 420
+
+
+def test_no_module_is_longer_than_one_subject():
+    package = Path(__file__).resolve().parent.parent / "aninfonce"
+    long = {str(p.relative_to(package)): n for p in package.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
 def test_registry_does_not_import_its_entries():
     g = _graph()
     assert not any(t.startswith(("aninfonce.analyses", "aninfonce.studies")) for t in nx.descendants(g, "aninfonce.registry"))

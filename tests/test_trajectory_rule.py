@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aninfonce.analyses.authors import (ALPHA, COLUMNS, false_fail_rate, hold_against, prediction_interval,
-                                           slower_than_theirs)
+from aninfonce.analyses.authors import ALPHA, COLUMNS, false_fail_rate, hold_against, slower_than_theirs
+from aninfonce.claims import prediction_interval
 from aninfonce.reference import LOGGED, reference_runs
 
 STEPS = list(range(0, 10_001, 250))

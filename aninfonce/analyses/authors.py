@@ -10,8 +10,6 @@ length of their logs.
 
 from __future__ import annotations
 
-import functools
-
 import math
 from pathlib import Path
 
@@ -95,20 +93,6 @@ def _summaries_ref(ref: pd.DataFrame, name: str, steps: list[int]) -> np.ndarray
     return np.array([float(ref.loc[steps, COLUMNS[name]].mean())])
 
 
-def prediction_interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Two-sided prediction interval for one more draw of a normal sample."""
-    n = len(values)
-    half = t_quantile(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
-    return float(np.mean(values) - half), float(np.mean(values) + half)
-
-
-@functools.lru_cache(maxsize=64)
-def t_quantile(q: float, dof: int) -> float:
-    """Student's t quantile (``scipy.stats.t.ppf``), worked out once per (q, dof): the trajectory rule asks
-    for the same few at every logged step."""
-    return scipy_stats().t.ppf(q, dof)
-
-
 def _widened(lo: float, hi: float, name: str) -> tuple[float, float]:
     tol = TOLERANCE[name]
     return (lo / (1 + tol), hi * (1 + tol)) if name == "lambda_hat" else (lo - tol, hi + tol)
@@ -134,7 +118,7 @@ def hold_against(ours: pd.DataFrame, refs: dict[str, pd.DataFrame], name: str) -
         mine, theirs = _summaries_ours(ours, name, steps), _summaries_ref(ref, name, steps)
         parts = []
         for j in range(k):
-            lo, hi = _widened(*prediction_interval(mine[:, j], level), name)
+            lo, hi = _widened(*C.prediction_interval(mine[:, j], level), name)
             inside = C.within(theirs[j], lo, hi, PLACES[name])
             ok &= inside
             what = ("lowest rank ", "highest rank ")[j] if k == 2 else ""
