@@ -22,10 +22,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aninfonce import report, studies  # noqa: E402,F401  (studies: registers every study)
+from aninfonce import analyses, manifest, report, studies  # noqa: E402,F401  (registers every study and analysis)
 from aninfonce.frames import final_step  # noqa: E402
 from aninfonce.metrics import HELD_OUT  # noqa: E402
-from aninfonce.registry import select  # noqa: E402
+from aninfonce.registry import all_analyses, select  # noqa: E402
 from aninfonce.speed import PRESETS  # noqa: E402
 
 METRICS = {"r2_content": HELD_OUT, "r2_style": HELD_OUT, "mcc": None}
@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     frames, verdicts = {}, {}
     for preset in PRESETS:
         where = args.results_dir if preset == "exact" else args.results_dir / f"speed-{preset}"
-        df = report.load_all([exp], where, args.profile, preset)[exp.id]
+        # read as --plot-only reads it: the analysis bound to the plan its runs were made under
+        reading = manifest.bind([all_analyses()[exp.id]], where, args.profile)
+        df = report.load_all(reading, where, args.profile, preset)[exp.id]
         if df.empty:
             continue
         frames[preset] = df
-        verdicts[preset] = {v.claim: v.passed for v in report.evaluate_claims([exp], {exp.id: df}, args.profile)}
+        verdicts[preset] = {v.claim: v.passed for v in report.evaluate_claims(reading, {exp.id: df}, args.profile)}
     if "exact" not in frames or len(frames) < 2:
         print(f"need the default results and at least one preset's for {exp.id} ({args.profile}); have {list(frames)}")
         return 1
