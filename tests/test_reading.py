@@ -13,14 +13,23 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRIES = ("fig2-linear", "hardneg")
 
 
-def test_a_pool_reads_what_one_process_reads(tmp_path):
-    """Run where the pool runs: in a process without torch (``--plot-only``; this test process has torch)."""
+def _in_a_process_without_torch(check: str, tmp_path: Path) -> None:
+    """Run ``test_reading.<check>(tmp_path)`` where the pool runs: a process without torch (``--plot-only``;
+    this test process has torch loaded, so it would read every entry itself)."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_reading; "
-            f"from pathlib import Path; test_reading.pool_matches_alone(Path({str(tmp_path)!r})); "
+            f"from pathlib import Path; test_reading.{check}(Path({str(tmp_path)!r})); "
             "assert 'torch' not in sys.modules")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0, res.stderr
+
+
+def test_a_pool_reads_what_one_process_reads(tmp_path):
+    _in_a_process_without_torch("pool_matches_alone", tmp_path)
+
+
+def test_an_entry_that_cannot_be_read_stops_the_pool_with_its_own_error(tmp_path):
+    _in_a_process_without_torch("pool_raises_the_entrys_error", tmp_path)
 
 
 def pool_matches_alone(tmp_path: Path) -> None:
@@ -54,3 +63,27 @@ def pool_matches_alone(tmp_path: Path) -> None:
             assert p.read_bytes() == q.read_bytes(), p.name
     assert alone.sections == pooled.sections and list(pooled.sections) == list(ENTRIES)
     assert all(f"(`{e}`, source" in pooled.sections[e] for e in ENTRIES)
+
+
+def pool_raises_the_entrys_error(tmp_path: Path) -> None:
+    """A worker's error comes back as itself (the CLI says it in one line and exits 2): here a long CSV
+    whose run files are gone, which no row of can be verified."""
+    import shutil
+
+    import pytest
+
+    import aninfonce.analyses  # noqa: F401  (registers every analysis)
+    from aninfonce import manifest
+    from aninfonce.reading import read_entries
+    from aninfonce.registry import all_analyses
+    from aninfonce.results import CorruptResults
+
+    results = tmp_path / "results"
+    (results / "quick").mkdir(parents=True)
+    for e in ENTRIES:
+        for name in (f"{e}.csv", f"{e}.plan.json", e):
+            (shutil.copytree if name == e else shutil.copy)(ROOT / "results" / "quick" / name, results / "quick" / name)
+    exps = manifest.bind([all_analyses()[e] for e in ENTRIES], results, "quick")
+    shutil.rmtree(results / "quick" / "hardneg")
+    with pytest.raises(CorruptResults, match="hardneg.csv has rows but no run files"):
+        read_entries(exps, results, "quick", out=tmp_path / "figures", jobs=2)
