@@ -81,3 +81,23 @@ def test_slower_than_theirs_answers_from_the_loss_difference():
     assert slower["answer"].startswith("yes") and slower["ci"][0] > 0 and slower["diff"] == pytest.approx(0.5425)
     alike = slower_than_theirs(_as_ours((-0.1, 0.05, 0.1, -0.02)), "linear-5-25")
     assert alike["answer"].startswith("not at 95 %")
+
+
+def test_a_settings_claims_count_the_seeds_that_ran_it():
+    """The linear setting runs fewer seeds than the bimodal one (the draws): a seed that ran only the
+    bimodal setting is no seed of a linear claim, passing or failing (judged on the committed quick runs)."""
+    from pathlib import Path
+
+    import aninfonce.analyses  # noqa: F401  (registers every analysis)
+    from aninfonce import manifest, report
+    from aninfonce.registry import all_analyses
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    [exp] = manifest.bind([all_analyses()["authors-logs"]], results, "quick")
+    df = report.load_all([exp], results, "quick")["authors-logs"]
+    seeds = {kind: df.loc[df["lambda_kind"] == kind, "seed"].nunique() for kind in ("bimodal", "linear")}
+    assert seeds["bimodal"] > seeds["linear"] >= 3, "the committed draws no longer differ: the test would test nothing"
+    verdicts = report.evaluate_claims([exp], {exp.id: df}, "quick")
+    for v in verdicts:
+        kind = "linear" if ".linear-5-25." in v.claim else "bimodal"
+        assert v.n_seeds == seeds[kind], (v.claim, v.n_seeds, seeds)
