@@ -1,11 +1,9 @@
 """The authors' two logged runs, rerun at their exact setting.
 
-`reference/authors-logs.csv` holds every row the authors' two committed
-training logs printed, every 250 steps [code]. This entry trains the same
-setting with 3 seeds -- their encoder, optimiser, batch, loss form and
-evaluation -- and holds our trajectory against theirs step by step. `quick`
-stops at 10k steps (about 30 min a run on one CPU core), `paper` at the
-length of their logs.
+`reference/authors-logs.csv` holds every row the authors' two committed training logs printed, every 250
+steps [code]. This entry trains the same setting -- their encoder, optimiser, batch, loss form and
+evaluation -- over several seeds and holds our trajectory against theirs step by step. `quick` stops at
+10k steps (about 30 min a run on one CPU core), `paper` at the length of their logs.
 """
 
 from __future__ import annotations
@@ -325,7 +323,8 @@ def plot(df: pd.DataFrame, out: Path, profile: str, runs: Path | None = None) ->
             ax.set(xlabel="training step", title=f"{setting}: {LABELS[name]}")
     handles = [plt.Line2D([], [], color="k", lw=1.2, label="authors' log (one unseeded run) [code]"),
                plt.Line2D([], [], color="0.45", lw=0.9, ls="--", label="authors' code, fresh seeds 11, 12 (bimodal, 6k steps)"),
-               plt.Line2D([], [], color=color, lw=1.8, label="ours, mean over seeds"),
+               plt.Line2D([], [], color=color, lw=1.8, label="ours, mean over seeds (" + ", ".join(
+                   f"{df.loc[df['lambda_kind'] == k, 'seed'].nunique()} {k}" for k in SETTINGS.values()) + ")"),
                plt.Line2D([], [], color=color, lw=0.6, label="ours, each seed (Λ̂: colour = rank)")]
     fig.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.04))
     fig.suptitle(f"The authors' setting, step by step (profile: {profile}; {schedule_phrase(df)}; grey: beyond our last step; "
