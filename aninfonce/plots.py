@@ -256,11 +256,12 @@ def _can_fork() -> bool:
 
 
 class Drawing:
-    """A pool that draws figures while its caller goes on (judging the claims, say): ``submit(fn, *args)``
-    hands back a future at once and a forked worker of the pool draws it. With one process (:func:`drawing_jobs`),
-    or for a function that cannot travel to a worker (a lambda), the call waits and runs here when its
-    ``result()`` is asked for, so one process draws in the order the results are collected. A figure is a
-    pure function of its arguments: its files are the same bytes whichever process drew it."""
+    """A pool of forked workers, each with the figure style set, that draws figures (or reads whole entries,
+    ``aninfonce.reading``) while its caller goes on: ``submit(fn, *args)`` hands back a future at once and a
+    worker runs it. With one process (:func:`drawing_jobs`), or for a function that cannot travel to a worker
+    (a lambda), the call waits and runs here when its ``result()`` is asked for, so one process draws in the
+    order the results are collected. A figure is a pure function of its arguments: its files are the same
+    bytes whichever process drew it."""
 
     def __init__(self, jobs: int | None, n_tasks: int):
         n = drawing_jobs(jobs, n_tasks)

@@ -68,7 +68,8 @@ _TASK: list[_Task] = []
 def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, speed: str = "exact",
                  out: Path | None = None, jobs: int | None = None, keep_damaged: bool = False) -> Reading:
     """Each of ``experiments`` read in one task (:func:`read_entry`), by ``jobs`` forked workers (None: one per
-    CPU core, 1: here, one after another; plots.Drawing), the entries with the most rows first; with ``out``,
+    CPU core, 1: here, one after another; plots.Drawing), the entries with the most run-file bytes first (the
+    longest to read: the last tasks are then the short ones, so the workers finish together); with ``out``,
     their figures are drawn into it. A damaged run is named in a note, or with ``keep_damaged`` recorded in
     ``Reading.damaged`` instead (for a caller that names them itself)."""
     experiments = list(experiments)
@@ -76,10 +77,12 @@ def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, s
     order = sorted(range(len(experiments)), key=lambda i: -_size(experiments[i], results_dir, profile))
     if out is not None:
         setup_style()  # here, so that the forked workers have seaborn imported already
-    with Drawing(jobs, len(experiments)) as pool:
-        futures = {i: pool.submit(read_entry, i) for i in order}
-        parts = [futures[i].result() for i in range(len(experiments))]
-    _TASK.clear()
+    try:
+        with Drawing(jobs, len(experiments)) as pool:
+            futures = {i: pool.submit(read_entry, i) for i in order}
+            parts = [futures[i].result() for i in range(len(experiments))]
+    finally:
+        _TASK.clear()
     for part in parts:
         print(part.said, end="")
     figures = {k: v for part in parts for k, v in part.figures.items() if not k.endswith(":verdicts")}
