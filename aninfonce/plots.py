@@ -251,8 +251,11 @@ def _travels(fn: Callable) -> bool:
 
 def _can_fork() -> bool:
     """Whether workers can be forked: where the reading half runs alone (``--plot-only``, ``--check``), they
-    start in milliseconds with it already imported, and no torch thread pool is there to copy mid-lock."""
-    return "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
+    start in milliseconds with it already imported, and no torch thread pool is there to copy mid-lock. Not
+    on macOS, whose system libraries may not survive a fork (Python spawns there by default): one process
+    reads and draws everything there, as on Windows, which cannot fork."""
+    return (sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
+            and "torch" not in sys.modules)
 
 
 class Drawing:

@@ -104,6 +104,14 @@ def pool_matches_alone(tmp_path: Path) -> None:
         assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
 
 
+def test_no_worker_is_forked_on_macos(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch")  # as in --plot-only, where Linux forks the pool
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert plots.drawing_jobs(2, 10) == 2
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert plots.drawing_jobs(2, 10) == 1
+
+
 def test_the_pool_has_at_most_one_worker_per_figure(monkeypatch):
     monkeypatch.setattr(plots, "_can_fork", lambda: True)
     assert plots.drawing_jobs(4, 3) == 3
