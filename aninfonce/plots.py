@@ -1,5 +1,5 @@
 """Shared figure style and helpers, how a figure is written (:func:`save`) and
-the pool that draws many at once (:func:`draw`). Each figure's own drawing
+the pool that draws many at once (:class:`Drawing`). Each figure's own drawing
 code lives with its experiment; every figure is a pure function of a results
 table."""
 
@@ -296,11 +296,3 @@ class _Later:
             fn, args = self._call
             self._value, self._call = fn(*args), None
         return self._value
-
-
-def draw(tasks: list[tuple[Callable, tuple]], jobs: int | None = None) -> list[Any]:
-    """``fn(*args)`` for each ``(fn, args)`` of ``tasks``, results in order, each call drawing whole figures
-    (:class:`Drawing`: the pooled ones in the background while this process draws any that cannot travel)."""
-    with Drawing(jobs, len(tasks)) as drawing:
-        futures = [drawing.submit(fn, *args) for fn, args in tasks]
-        return [f.result() for f in futures]

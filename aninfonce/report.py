@@ -191,19 +191,6 @@ def paper_verdicts(experiments: list[Analysis], results_dir: Path, speed: str = 
     return evaluate_claims(experiments, load_all(experiments, Path(results_dir), "paper", speed), "paper", speed)
 
 
-def make_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], out: Path, profile: str,
-                 verdicts: list[Verdict] = (), speed: str = "exact",
-                 results_dir: Path | None = None, jobs: int | None = None) -> dict[str, list[Path]]:
-    """Each experiment's figures, plus (key ``<id>:verdicts``) its
-    verdict-against-step figure where it has claims with data: the files of
-    :func:`entry_figures` and :func:`verdict_figures`, drawn by ``jobs``
-    processes (plots.Drawing; None: one per CPU core, 1: here)."""
-    with Drawing(jobs, 2 * len(experiments)) as drawing:
-        pending, shown = entry_figures(experiments, frames, out, profile, drawing, speed, results_dir)
-        pending.update(verdict_figures(experiments, shown, verdicts, out, profile, drawing))
-        return {key: future.result() for key, future in pending.items()}
-
-
 def entry_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], out: Path, profile: str,
                   drawing: Drawing, speed: str = "exact", results_dir: Path | None = None) -> tuple[dict, dict]:
     """({experiment id: the future of its figures' paths}, {experiment id: (the rows they draw, the note on

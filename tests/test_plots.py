@@ -32,8 +32,15 @@ def _figure(caption: bool = True):
 
 
 def drawn_figure(out: Path, name: str) -> list[Path]:
-    """A task for :func:`plots.draw` (module level, so it travels to a worker)."""
+    """A task for :func:`draw` (module level, so it travels to a worker)."""
     return plots.save(_figure(), out, name, "A caption line under the figure. Profile quick, 3 seeds (0, 1, 2).")
+
+
+def draw(tasks: list, jobs: int) -> list:
+    """``fn(*args)`` of each task by a :class:`plots.Drawing` of ``jobs`` processes, results in order."""
+    with plots.Drawing(jobs, len(tasks)) as drawing:
+        futures = [drawing.submit(fn, *args) for fn, args in tasks]
+        return [f.result() for f in futures]
 
 
 def test_save_writes_the_png_a_tight_savefig_writes(tmp_path):
@@ -72,7 +79,7 @@ def test_with_torch_loaded_figures_are_drawn_here():
     """After training (torch loaded) no worker is forked or spawned: this process draws."""
     assert "torch" in sys.modules
     assert plots.drawing_jobs(2, 10) == 1
-    assert plots.draw([(os.getpid, ()), (os.getpid, ())], jobs=2) == [os.getpid()] * 2
+    assert draw([(os.getpid, ()), (os.getpid, ())], jobs=2) == [os.getpid()] * 2
 
 
 def test_one_process_draws_when_the_result_is_asked_for():
@@ -93,8 +100,8 @@ def pool_matches_alone(tmp_path: Path) -> None:
     drawn_here = []
     tasks = lambda out: [(drawn_figure, (out, "a")), (plots.no_data, (out, "b", "no runs yet")),
                          (lambda: drawn_here.append(os.getpid()) or ["here"], ()), (drawn_figure, (out, "c"))]
-    alone = plots.draw(tasks(tmp_path / "alone"), jobs=1)
-    pooled = plots.draw(tasks(tmp_path / "pool"), jobs=2)
+    alone = draw(tasks(tmp_path / "alone"), jobs=1)
+    pooled = draw(tasks(tmp_path / "pool"), jobs=2)
     assert drawn_here == [os.getpid(), os.getpid()]
     assert [[p.name for p in r] if r != ["here"] else r for r in pooled] == [
         ["a.png", "a.pdf"], ["b.png", "b.pdf"], ["here"], ["c.png", "c.pdf"]]

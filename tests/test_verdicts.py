@@ -173,6 +173,17 @@ def test_claims_are_judged_on_whole_grids_only():
     assert v.status == "NO DATA" and "no seed has its whole grid yet" in v.measured
 
 
+def _draw(exps, frames, out, verdicts) -> dict:
+    """Each entry's figures and claims-over-training figure, drawn here (as the reading pass draws them)."""
+    from aninfonce import report
+    from aninfonce.plots import Drawing
+
+    with Drawing(1, 2) as here:
+        pending, shown = report.entry_figures(exps, frames, out, "quick", here)
+        pending.update(report.verdict_figures(exps, shown, verdicts, out, "quick", here))
+        return {key: future.result() for key, future in pending.items()}
+
+
 def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
     """A partly run seed is left out of the figures and the report's tables as
     it is out of the verdicts, and the report says so; with no seed complete
@@ -190,11 +201,11 @@ def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
                                "protocol": None, "wall_seconds": 1.0, "device": "cpu"}]
     df = pd.DataFrame(rows(keys["t", 0], 0) + rows(keys["u", 0], 0) + rows(keys["t", 1], 1))
     verdicts = report.evaluate_claims([exp], {"t": df}, "quick")
-    figures = report.make_figures([exp], {"t": df}, tmp_path, "quick", verdicts)
+    figures = _draw([exp], {"t": df}, tmp_path, verdicts)
     assert drawn == [[0]]
     text = report.write_report([exp], {"t": df}, verdicts, figures, tmp_path, "quick").read_text()
     assert "> Figures and tables of this entry: left out until complete: seed 1: 1 of 2 runs." in text
-    report.make_figures([exp], {"t": df[df["seed"] == 1]}, tmp_path, "quick")
+    _draw([exp], {"t": df[df["seed"] == 1]}, tmp_path, [])
     assert drawn[-1] == [1]
     shown, note = report.shown_rows(exp, df[df["seed"] == 1], "quick")
     assert len(shown) == 1 and note.startswith("no seed has its whole grid yet (seed 1: 1 of 2 runs)")
