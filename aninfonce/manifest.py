@@ -93,8 +93,7 @@ def write(study, analysis, results_dir: Path, profile: str, n_seeds: int, speed:
     before = read(where)
     if stored is None:
         stored, _ = results.read_runs(results.csv_path(results_dir, profile, study.id))
-    in_folder = int(stored["seed"].astype(int).max()) + 1 if not stored.empty else 0
-    n = max(n_seeds, before.seeds if before else 0, in_folder)
+    n = seeds_covering(study, profile, speed, stored, max(n_seeds, before.seeds if before else 0))
     text = json.dumps(content(study, analysis, profile, n, speed), indent=1) + "\n"
     if not where.exists() or where.read_text() != text:
         results.check_writable(where.parent)  # one clear message, before any training, if it cannot
@@ -102,6 +101,21 @@ def write(study, analysis, results_dir: Path, profile: str, n_seeds: int, speed:
         tmp.write_text(text)
         os.replace(tmp, where)
     return where
+
+
+def seeds_covering(study, profile: str, speed: str, stored, at_least: int) -> int:
+    """The fewest seeds, at least ``at_least``, whose grid holds every run of ``stored`` (a results folder's
+    rows) that the grid holds at all: seeds adopted or trained with a larger ``--seeds`` stay planned. The
+    largest seed number in the folder would overshoot for an entry whose runs carry seeds other than
+    0..n-1 (calibration's later rounds run fresh seeds), and plan runs nobody trained."""
+    if stored.empty:
+        return at_least
+    most = max(at_least, int(stored["seed"].astype(int).max()) + 1)
+    keys = set(stored["run_key"].astype(str)) & {s.key for s in study.grid(profile, most, speed)}
+    for n in range(at_least, most):
+        if keys <= {s.key for s in study.grid(profile, n, speed)}:
+            return n
+    return most
 
 
 # ---------------------------------------------------------------- reading (the reading half)

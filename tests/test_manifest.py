@@ -93,3 +93,19 @@ def test_planning_writes_the_manifest_and_never_shrinks_it(tmp_path):
     assert first.policy == all_analyses()["fig5"].policy()
     plan([fig5], "smoke", 1, tmp_path)
     assert manifest.read(manifest.path(tmp_path, "smoke", "fig5")) == first
+
+
+def test_a_rerun_plans_the_seeds_its_folder_holds_not_its_largest_seed_number(tmp_path):
+    """Calibration's later rounds run fresh seeds (3, say, with no seed 2 of theirs): the folder's seeds are
+    the fewest whose grid holds its runs, not its largest seed + 1, which planned runs nobody trains (a
+    second `--profile smoke` made `--check` report them missing). Rewriting the manifest keeps it."""
+    res = _copy(tmp_path, "calibration")
+    study, where = all_studies()["calibration"], manifest.path(res, "quick", "calibration")
+    stored, _ = results.read_runs(results.csv_path(res, "quick", "calibration"))
+    where.unlink()
+    manifest.write(study, all_analyses()["calibration"], res, "quick", 1)
+    written = manifest.read(where)
+    assert set(stored["run_key"]) <= written.keys()
+    assert written.seeds < int(stored["seed"].max()) + 1, "the runs' seeds no longer need the fewest-seeds search"
+    manifest.write(study, all_analyses()["calibration"], res, "quick", 1)
+    assert manifest.read(where) == written
