@@ -114,12 +114,18 @@ def records_path(path: Path) -> Path:
     return Path(path).with_suffix(".runs.json")
 
 
+def as_text(column: pd.Series) -> pd.Series:
+    """``column`` as text, a missing value as "": a column that holds no value at all (a run that logged no
+    protocol) reads back as float NaN, which cannot take "" in place (pandas 4 refuses it)."""
+    return column.astype(object).fillna("").astype(str)
+
+
 def run_digest(rows: pd.DataFrame) -> str:
     """Hash of one run's (step, metric, protocol, value) rows as read back
     from the CSV, values exact (float.hex)."""
     canon = pd.DataFrame({
         "step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
-        "protocol": rows["protocol"].fillna("").astype(str),
+        "protocol": as_text(rows["protocol"]),
         "value": pd.to_numeric(rows["value"]).map(lambda v: float(v).hex()),
     })
     return hashlib.sha256(canon.to_csv(index=False).encode()).hexdigest()[:16]
@@ -233,7 +239,7 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     if len(a) != len(b):
         return False
     for col in ("run_key", "metric", "protocol"):
-        if (a[col].fillna("").astype(str).to_numpy() != b[col].fillna("").astype(str).to_numpy()).any():
+        if (as_text(a[col]).to_numpy() != as_text(b[col]).to_numpy()).any():
             return False
     return all(np.array_equal(pd.to_numeric(a[col]).to_numpy(float), pd.to_numeric(b[col]).to_numpy(float),
                               equal_nan=True) for col in ("step", "value"))

@@ -250,11 +250,9 @@ def _runs_of(setting: str):  # a setting's claims count the seeds that ran it (l
 
 
 def _on_end_states(setting: str, name: str, text: str, check, short: str) -> Claim:
-    """A claim on one setting's run end states: ``check`` on that setting's rows."""
-    kind = SETTINGS[setting]
-    return Claim(f"authors-logs.{setting}.{name}", f"{setting}: {text}",
-                 lambda df: check(C.select(df, lambda_kind=kind)), short=f"{setting}: {short}", end_states=True,
-                 reads=_runs_of(setting))
+    """A claim on one setting's run end states: ``check`` on the rows of that setting's runs (``reads``)."""
+    return Claim(f"authors-logs.{setting}.{name}", f"{setting}: {text}", check, short=f"{setting}: {short}",
+                 end_states=True, reads=_runs_of(setting))
 
 
 SHORT_LABELS = {"loss_train": "loss", "r2_all": "R²", "mcc": "MCC", "lambda_hat": "sorted Λ̂"}
