@@ -16,6 +16,7 @@ three rounds interleaved with the code before (docs/SPEED.md says how):
 | each entry read in one task by two forked workers (``aninfonce.reading``) | 9.3-9.9 s | 15.9-16.8 s |
 | the same, ``--jobs 1`` | 16.5 s | 15.9 s |
 | ``--check`` (judging only, the same pool) | 3.6 s | 6.0 s |
+| ``--plot-only`` on the grown results (authors-logs 11 -> 16 runs) | 10.4-11.6 s | 17.8-19.6 s |
 
 An earlier machine of the same kind measured 45 s for the command before
 the end-state judging and the single tight box per figure (99 s before
