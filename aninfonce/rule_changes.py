@@ -177,4 +177,17 @@ RULE_CHANGES: tuple[RuleChange, ...] = (
                   "(R² ±0.9 around the mean): the rule passes what the old one failed because 3 seeds cannot "
                   "exclude the reference runs, not because they match them closely; more draws narrow it.",
     ),
+    RuleChange(
+        id="authors-logs-seeds-per-setting",
+        when="2026-12-02, the commit that adopts linear seed 5 and bimodal seed 6",
+        old="each authors-logs claim is judged on every complete seed of the entry, whichever setting it ran",
+        new="each setting's claims read that setting's runs only (Claim.reads), so their seeds are the seeds "
+            "that ran that setting",
+        why="the plan runs the linear setting for seeds 0-5 and the bimodal one for seeds 0-9; once bimodal "
+            "seed 6 landed, the linear claims counted it as a seed that fails (linear MCC '0 of 7', ordering "
+            "'2 of 7') though it has no linear run",
+        unchanged="every status (on the 7 bimodal / 6 linear seeds then committed): the linear end-state claims "
+                  "read 'k of 6' instead of 'k of 7', the linear trajectory claims '6 of 6' instead of '7 of 7'; "
+                  "the bimodal claims are untouched.",
+    ),
 )
