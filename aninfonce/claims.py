@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from .frames import equals, indexed_metric, last_step_mask, only, select, where_mask
+from .frames import equals, indexed_metric, last_step_mask, of_runs, only, run_keys, select, where_mask
 from .protocols import HELD_OUT
 
 
@@ -71,8 +71,8 @@ def runs_matching(*wheres: dict):
         keys: set[str] = set()
         for where in wheres:
             resolved = {col: val(df) if callable(val) else val for col, val in where.items()}
-            keys |= set(select(only(df, "run_key", *resolved), **resolved)["run_key"].astype(str))
-        return df[df["run_key"].astype(str).isin(keys)]
+            keys |= run_keys(select(only(df, "run_key", *resolved), **resolved))
+        return df[of_runs(df, keys)]
     reads.whole_runs = True  # every row of the runs it picks: claims picking the same runs read the same rows
     return reads
 

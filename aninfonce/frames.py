@@ -56,6 +56,18 @@ def equals(column: pd.Series, value) -> np.ndarray:
     return np.asarray(column == value, dtype=bool)
 
 
+def run_keys(df: pd.DataFrame) -> set:
+    """``set(df["run_key"].astype(str))``: the runs ``df`` holds, each distinct key converted once (a
+    results table holds a run's key on each of its thousands of rows)."""
+    return set(df["run_key"].drop_duplicates().astype(str))
+
+
+def of_runs(df: pd.DataFrame, keys) -> np.ndarray:
+    """``df["run_key"].astype(str).isin(keys)`` as a boolean array, each distinct key looked up once."""
+    codes, uniques = pd.factorize(df["run_key"], use_na_sentinel=False)
+    return np.asarray(pd.Series(uniques).astype(str).isin(list(keys)), dtype=bool)[codes]
+
+
 def final_step(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of the last logged step of each run."""
     return df[last_step_mask(df)]

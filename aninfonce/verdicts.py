@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .cuts import step_cuts
+from .frames import run_keys
 from .registry import Analysis, Claim, ClaimResult
 from .results import PROVENANCE_COLUMNS
 # the settle rules, also read from here by the entries' figures and the report
@@ -229,7 +230,7 @@ def complete_seeds(exp: Analysis, df: pd.DataFrame, profile: str, speed: str = "
     want: dict[int, set[str]] = {}
     for spec in exp.grid(profile, n, speed):
         want.setdefault(int(spec.seed), set()).add(spec.key)
-    have = set(df["run_key"].astype(str))
+    have = run_keys(df)
     complete = sorted(s for s, keys in want.items() if keys <= have)
     partial = {s: (len(keys & have), len(keys)) for s, keys in want.items() if keys & have and not keys <= have}
     note = "; ".join(f"seed {s}: {k} of {m} runs" for s, (k, m) in sorted(partial.items()))
@@ -286,7 +287,7 @@ def evaluate_claims(experiments: list[Analysis], frames: dict[str, pd.DataFrame]
             read = claim.reads(df) if claim.reads is not None and not df.empty else df
             # claims reading the same whole runs share one settle test (the rows are the same)
             same_rows = claim.reads is None or df.empty or getattr(claim.reads, "whole_runs", False)
-            key = frozenset(read["run_key"].astype(str)) if same_rows and not read.empty else None
+            key = frozenset(run_keys(read)) if same_rows and not read.empty else None
             if key is None or key not in why_unsettled:
                 why_unsettled[key] = "; ".join(why for _, why in breaches(exp, read))
             unsettled = why_unsettled[key]

@@ -113,3 +113,17 @@ def test_a_one_pass_history_that_fails_falls_back_to_the_rows_and_says_nothing_n
 def test_a_claim_cannot_be_both_on_end_states_and_one_pass():
     with pytest.raises(ValueError, match="not both"):
         Claim("x.y", "y", lambda df: ClaimResult(True, ""), end_states=True, over_steps=lambda df: None)
+
+
+@pytest.mark.parametrize("as_category", [False, True])
+def test_run_keys_and_of_runs_answer_as_the_text_of_every_row(as_category):
+    """frames.run_keys and frames.of_runs convert each distinct key once; they answer what converting every
+    row's key gives, on text and categorical keys."""
+    from aninfonce.frames import of_runs, run_keys
+
+    keys = pd.Series(["0a1", "b2", "0a1", "c3", "b2"], dtype=object)
+    df = pd.DataFrame({"run_key": keys.astype("category") if as_category else keys})
+    assert run_keys(df) == set(df["run_key"].astype(str)) == {"0a1", "b2", "c3"}
+    for wanted in ({"b2"}, {"0a1", "c3", "zz"}, set()):
+        assert of_runs(df, wanted).tolist() == df["run_key"].astype(str).isin(wanted).tolist()
+    assert run_keys(df.iloc[:0]) == set() and of_runs(df.iloc[:0], {"b2"}).tolist() == []
