@@ -76,7 +76,7 @@ def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, s
     _TASK[:] = [_Task(tuple(experiments), Path(results_dir), profile, speed, out, keep_damaged)]
     order = sorted(range(len(experiments)), key=lambda i: -_size(experiments[i], results_dir, profile))
     if out is not None:
-        setup_style()  # here, so that the forked workers have seaborn imported already
+        setup_style()  # here, once, for the forked workers to inherit
     try:
         with Drawing(jobs, len(experiments)) as pool:
             futures = {i: pool.submit(read_entry, i) for i in order}

@@ -2,8 +2,8 @@
 included), the registry never imports its entries, and the reading half
 (analyses, verdicts, claims, report, plots, results reading, manifests)
 reaches no torch, no trainer, no runner, no executor and no speed module, so
-``--plot-only`` and ``--check`` run where only pandas, matplotlib, seaborn and
-scipy are installed."""
+``--plot-only`` and ``--check`` run where only pandas, matplotlib and scipy
+are installed."""
 
 import ast
 import subprocess
@@ -23,7 +23,8 @@ READING = ("aninfonce.cli", "aninfonce.analyses", "aninfonce.report", "aninfonce
 PRODUCING = ("aninfonce.runner", "aninfonce.executors", "aninfonce.speed", "aninfonce.trainers", "aninfonce.studies",
              "aninfonce.torchrun", "aninfonce.slurm", "aninfonce.latents", "aninfonce.losses", "aninfonce.nets",
              "aninfonce.metrics", "aninfonce.data.mnist", "aninfonce.data.images", "aninfonce.data.augment")
-HEAVY = ("torch", "torchvision", "sklearn", "submitit", "tqdm", "filelock")  # the project's other dependencies
+# the project's other dependencies (seaborn: only the tests, which check the figures' theme against its own)
+HEAVY = ("torch", "torchvision", "sklearn", "submitit", "tqdm", "filelock", "seaborn")
 
 
 def _graph(top_level_only: bool = False) -> nx.DiGraph:
@@ -109,8 +110,8 @@ def test_analyses_never_import_studies():
 
 def test_plot_only_and_check_load_no_torch(tmp_path):
     """A real process: the CLI's reading path, with every analysis registered and the report, verdicts and
-    manifests imported, loads none of the project's dependencies but numpy, pandas, matplotlib, seaborn and
-    scipy, and none of the trainers, the runner, the executors or the speed module."""
+    manifests imported, loads none of the project's dependencies but numpy, pandas, matplotlib and scipy
+    (seaborn neither), and none of the trainers, the runner, the executors or the speed module."""
     code = ("import sys; from aninfonce import cli, report, manifest, verdicts; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in %r or m.startswith(%r)); print(bad)"
             % (HEAVY, PRODUCING))

@@ -137,3 +137,36 @@ def test_an_empty_panel_says_why_on_flat_and_3d_axes(tmp_path):
         plots.empty_panel(ax, "a panel", "no drawn points stored")
     assert [t.get_text() for ax in (flat, sphere) for t in ax.texts] == ["no drawn points stored"] * 2
     assert all(p.stat().st_size > 0 for p in plots.save(fig, tmp_path, "empty"))
+
+
+def test_the_theme_is_seaborns_paper_whitegrid_theme():
+    """plots.THEME and plots.COLOR_CODES are what ``seaborn.set_theme(context="paper", style="whitegrid",
+    font_scale=1.1)`` sets, every rcParam and every one-letter colour code, but the default colour map
+    (seaborn's "rocket", which only seaborn registers; every image here names its own map)."""
+    import matplotlib
+    import pytest
+
+    sns = pytest.importorskip("seaborn")
+    named = matplotlib.colors.get_named_colors_mapping()
+    codes_before = {c: named[c] for c in "bgrmyck"}
+    try:
+        def plain() -> None:  # matplotlib's own rcParams and colour codes
+            matplotlib.rcdefaults()
+            for c in "bgrmyck":
+                named[c] = matplotlib.colors.BASE_COLORS[c]
+
+        with matplotlib.rc_context():
+            plain()
+            sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+            theirs, their_codes = dict(matplotlib.rcParams), {c: matplotlib.colors.to_rgb(c) for c in "bgrmyck"}
+        with matplotlib.rc_context():
+            plain()
+            plots.setup_style()
+            ours, our_codes = dict(matplotlib.rcParams), {c: matplotlib.colors.to_rgb(c) for c in "bgrmyck"}
+    finally:
+        for c, v in codes_before.items():
+            named[c] = v
+    own = {"figure.dpi", "savefig.dpi", "savefig.bbox", "legend.frameon"}  # set on top of the theme
+    differ = sorted(k for k in theirs if k not in own and theirs[k] != ours[k])
+    assert differ == ["image.cmap"], differ
+    assert our_codes == their_codes != {c: matplotlib.colors.BASE_COLORS[c] for c in "bgrmyck"}
