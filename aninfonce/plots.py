@@ -93,16 +93,21 @@ def save(fig: plt.Figure, out_dir: Path, name: str, caption: str = "") -> list[P
         bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
         fig.text(0.5, bottom - 0.01, caption, ha="center", va="top", fontsize=8, color="0.3")
     out_dir.mkdir(parents=True, exist_ok=True)
+    paths = figure_paths(out_dir, name)
     box = tight_box(fig)
     # the figure's layout is final (a tight_layout left a placeholder engine, which would make each
     # savefig draw the whole figure once more before writing it)
     fig.set_layout_engine(None)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
         # no creation date in the PDF: regenerating an unchanged figure leaves git clean
         fig.savefig(p, bbox_inches=box, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
+
+
+def figure_paths(out_dir: Path, name: str) -> list[Path]:
+    """The files :func:`save` writes for a figure called ``name``."""
+    return [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
 
 
 def tight_box(fig: plt.Figure) -> matplotlib.transforms.Bbox:

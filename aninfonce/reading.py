@@ -1,26 +1,30 @@
 """The reading pass of ``--plot-only`` and ``--check``: each entry read in one
-task -- its rows loaded, its claims judged and (when drawing) its figures,
-its claims-over-training figure and its section of the report written -- in a
-pool of forked workers.
+task -- its rows loaded, its claims judged and (when drawing) its figures and
+its section of the report written -- in a pool of forked workers; its
+claims-over-training figure, which needs only its verdicts, is a task of its
+own, handed to the pool when the entry's task is done.
 
 The entries are independent: none reads another's rows, so their tasks can
 run in any order on any worker, and what they give is put back in the
 entries' order (their messages too), the same whichever process ran them.
-Reads results tables only."""
+The longest tasks go first and the claims-over-training figures (about 0.2 s
+each) last, so the workers finish together. Reads results tables only."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import io
+from concurrent.futures import Future, as_completed
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 from . import results
-from .plots import Drawing, setup_style
+from .plots import Drawing, figure_paths, setup_style
 from .registry import Analysis
-from .report import entry_figures, evaluate_claims, load_all, verdict_figures
+from .report import entry_figures, evaluate_claims, load_all, plot_verdicts, verdict_figure, verdicts_name
 from .report_sections import ReportInputs, entry
 from .verdicts import Verdict
 
@@ -48,6 +52,7 @@ class EntryRead:
     damaged: dict[str, str]
     said: str  # what it printed
     section: str  # its section of the report ("" when its figures were not drawn)
+    verdicts_figure: tuple | None = None  # plot_verdicts' arguments for its claims over training, still to draw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +74,10 @@ def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, s
                  out: Path | None = None, jobs: int | None = None, keep_damaged: bool = False) -> Reading:
     """Each of ``experiments`` read in one task (:func:`read_entry`), by ``jobs`` forked workers (None: one per
     CPU core, 1: here, one after another; plots.Drawing), the entries with the most run-file bytes first (the
-    longest to read: the last tasks are then the short ones, so the workers finish together); with ``out``,
-    their figures are drawn into it. A damaged run is named in a note, or with ``keep_damaged`` recorded in
-    ``Reading.damaged`` instead (for a caller that names them itself)."""
+    longest to read); with ``out``, their figures are drawn into it, each entry's claims over training by a
+    task handed to the workers once its own task is done (behind every entry still to read). A damaged run is
+    named in a note, or with ``keep_damaged`` recorded in ``Reading.damaged`` instead (for a caller that names
+    them itself)."""
     experiments = list(experiments)
     _TASK[:] = [_Task(tuple(experiments), Path(results_dir), profile, speed, out, keep_damaged)]
     order = sorted(range(len(experiments)), key=lambda i: -_size(experiments[i], results_dir, profile))
@@ -80,7 +86,13 @@ def read_entries(experiments: list[Analysis], results_dir: Path, profile: str, s
     try:
         with Drawing(jobs, len(experiments)) as pool:
             futures = {i: pool.submit(read_entry, i) for i in order}
+            drawn = {i: pool.submit(plot_verdicts, *part.verdicts_figure)
+                     for i, part in _as_done(futures) if part.verdicts_figure is not None}
             parts = [futures[i].result() for i in range(len(experiments))]
+            for i, future in drawn.items():
+                key = f"{experiments[i].id}:verdicts"
+                if future.result() != parts[i].figures[key]:  # its section links the files it was to write
+                    raise RuntimeError(f"{key}: drew {future.result()}, not {parts[i].figures[key]}")
     finally:
         _TASK.clear()
     for part in parts:
@@ -102,14 +114,27 @@ def read_entry(index: int) -> EntryRead:
     with contextlib.redirect_stdout(said):
         frames = load_all([exp], task.results_dir, task.profile, task.speed, damaged if task.keep_damaged else None)
         verdicts = evaluate_claims([exp], frames, task.profile, task.speed)
-        figures, section = {}, ""
+        figures, section, later = {}, "", None
         if task.out is not None:
-            with Drawing(1, 2) as here:
+            with Drawing(1, 1) as here:
                 pending, shown = entry_figures([exp], frames, task.out, task.profile, here, task.speed, task.results_dir)
-                pending.update(verdict_figures([exp], shown, verdicts, task.out, task.profile, here))
                 figures = {key: future.result() for key, future in pending.items()}
+            later = verdict_figure(exp, shown, verdicts, task.out, task.profile)
+            if later is not None:  # drawn by a task of its own (read_entries), into these files
+                figures[f"{exp.id}:verdicts"] = figure_paths(task.out, verdicts_name(later[2]))
             section = entry(ReportInputs([exp], frames, verdicts, figures, task.profile, task.speed), exp)
-    return EntryRead(frames[exp.id], verdicts, figures, damaged, said.getvalue(), section)
+    return EntryRead(frames[exp.id], verdicts, figures, damaged, said.getvalue(), section, later)
+
+
+def _as_done(futures: dict[int, Future]) -> Iterator[tuple[int, EntryRead]]:
+    """(i, what ``futures[i]`` gives) as each is done: a worker's in the order they finish, one to be run
+    here (plots.Drawing with one process) in the order given."""
+    for i, future in futures.items():
+        if not isinstance(future, Future):
+            yield i, future.result()
+    index = {future: i for i, future in futures.items() if isinstance(future, Future)}
+    for future in as_completed(index):
+        yield index[future], future.result()
 
 
 def _size(exp: Analysis, results_dir: Path, profile: str) -> int:

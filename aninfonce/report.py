@@ -26,7 +26,9 @@ from .report_sections import (  # noqa: F401  (the section helpers, re-exported)
     table_of_contents,
     title,
 )
-from .verdicts import Verdict, evaluate_claims, plot_verdicts, shown_rows, summary, verdict_table  # noqa: F401  (re-exported)
+from .verdicts import (  # noqa: F401  (re-exported)
+    Verdict, evaluate_claims, plot_verdicts, shown_rows, summary, verdict_table, verdicts_name,
+)
 
 GOLDEN_KEYS = ["experiment", "run_key", "step", "metric", "protocol"]
 # smoke numbers are deterministic on one machine; the tolerance absorbs
@@ -214,11 +216,18 @@ def verdict_figures(experiments: list[Analysis], shown: dict, verdicts: list[Ver
     where it has claims with data; ``shown``: :func:`entry_figures`' rows, which its caption describes."""
     pending = {}
     for exp in experiments:
-        mine = [v for v in verdicts if v.experiment == exp.id and v.history]
-        if mine:
-            caption = run_caption("Colour: the fraction of seeds for which each claim holds at each logged step; dot: "
-                                  "the claim's rule passes there; [brackets]: its verdict", shown[exp.id][0], profile)
-            pending[f"{exp.id}:verdicts"] = drawing.submit(
-                plot_verdicts, mine, out, exp.id.replace("-", "_"), f"{exp.paper_ref} ({exp.id}): claims over training",
-                caption)
+        args = verdict_figure(exp, shown, verdicts, out, profile)
+        if args is not None:
+            pending[f"{exp.id}:verdicts"] = drawing.submit(plot_verdicts, *args)
     return pending
+
+
+def verdict_figure(exp: Analysis, shown: dict, verdicts: list[Verdict], out: Path, profile: str) -> tuple | None:
+    """The arguments of ``plot_verdicts`` for ``exp``'s claims over training (its files:
+    ``plots.figure_paths(out, verdicts_name(args[2]))``), None where none of its claims has data."""
+    mine = [v for v in verdicts if v.experiment == exp.id and v.history]
+    if not mine:
+        return None
+    caption = run_caption("Colour: the fraction of seeds for which each claim holds at each logged step; dot: "
+                          "the claim's rule passes there; [brackets]: its verdict", shown[exp.id][0], profile)
+    return mine, out, exp.id.replace("-", "_"), f"{exp.paper_ref} ({exp.id}): claims over training", caption

@@ -371,4 +371,9 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str, title: str = ""
         ax.set_xlabel("the one evaluation, after training (dot: the claim's rule passes)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")
-    return save(fig, out, f"{name}_verdicts", caption)
+    return save(fig, out, verdicts_name(name), caption)
+
+
+def verdicts_name(name: str) -> str:
+    """The file name (no suffix) of :func:`plot_verdicts`'s figure for ``name``."""
+    return f"{name}_verdicts"
