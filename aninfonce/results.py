@@ -9,7 +9,9 @@ row, and a killed writer never leaves a half-written file.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -122,13 +124,19 @@ def as_text(column: pd.Series) -> pd.Series:
 
 def run_digest(rows: pd.DataFrame) -> str:
     """Hash of one run's (step, metric, protocol, value) rows as read back
-    from the CSV, values exact (float.hex)."""
-    canon = pd.DataFrame({
-        "step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
-        "protocol": as_text(rows["protocol"]),
-        "value": pd.to_numeric(rows["value"]).map(lambda v: float(v).hex()),
-    })
-    return hashlib.sha256(canon.to_csv(index=False).encode()).hexdigest()[:16]
+    from the CSV, values exact (float.hex): of the CSV text that pandas'
+    ``to_csv(index=False)`` writes for those four columns as text (a missing
+    one empty), with "\n" line ends on every system, written by the csv
+    module as pandas writes it, without building the table."""
+    columns = {"step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
+               "protocol": as_text(rows["protocol"])}
+    text = [[v if isinstance(v, str) else "" for v in column.tolist()] for column in columns.values()]
+    text.append([float(v).hex() for v in pd.to_numeric(rows["value"]).tolist()])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*columns, "value"])
+    writer.writerows(zip(*text))
+    return hashlib.sha256(out.getvalue().encode()).hexdigest()[:16]
 
 
 def _read_index(path: Path) -> dict[str, dict]:

@@ -97,3 +97,23 @@ def test_every_committed_run_file_proves_itself_without_a_warning():
         for f in files:
             rows, record = results.load(f), json.loads(f.with_suffix(".json").read_text())
             assert (len(rows), results.run_digest(rows)) == (record["rows"], record["sha256"]), f
+
+
+def test_a_run_digest_hashes_the_rows_as_pandas_writes_them_with_unix_line_ends():
+    """run_digest is the hash of the text pandas' to_csv writes for (step, metric, protocol, value) as text,
+    "\\n" line ends on every system (pandas' default is the system's, which would make every committed record
+    fail on Windows), quoting and missing values as pandas writes them."""
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    from aninfonce import results
+
+    rows = pd.DataFrame({"step": [0.0, np.nan, 250.0, 1e6], "metric": ["a,b", 'q"x', None, "r2/0"],
+                         "protocol": [np.nan, "p", "", "x\ny"], "value": [1.5, np.nan, -0.0, 1e-300]})
+    canon = pd.DataFrame({"step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
+                          "protocol": results.as_text(rows["protocol"]),
+                          "value": rows["value"].map(lambda v: float(v).hex())})
+    text = canon.to_csv(index=False, lineterminator="\n")
+    assert results.run_digest(rows) == hashlib.sha256(text.encode()).hexdigest()[:16]
