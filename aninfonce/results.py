@@ -123,11 +123,9 @@ def as_text(column: pd.Series) -> pd.Series:
 
 
 def run_digest(rows: pd.DataFrame) -> str:
-    """Hash of one run's (step, metric, protocol, value) rows as read back
-    from the CSV, values exact (float.hex): of the CSV text that pandas'
-    ``to_csv(index=False)`` writes for those four columns as text (a missing
-    one empty), with "\n" line ends on every system, written by the csv
-    module as pandas writes it, without building the table."""
+    """Hash of one run's (step, metric, protocol, value) rows as read back from the CSV, values exact
+    (float.hex): of the text pandas' ``to_csv(index=False)`` writes for those columns as text (a missing
+    one empty), "\n" line ends on every system, written by the csv module as pandas writes it."""
     columns = {"step": rows["step"].astype(str), "metric": rows["metric"].astype(str),
                "protocol": as_text(rows["protocol"])}
     text = [[v if isinstance(v, str) else "" for v in column.tolist()] for column in columns.values()]
