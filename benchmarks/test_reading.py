@@ -7,8 +7,10 @@ step, draw every figure and write REPORT.md.
     pytest benchmarks/test_reading.py --benchmark-only -k plot_only
 
 The target: at most 10 s for the whole command on 2 cores. Measured on an
-idle 2-core AMD EPYC (pandas 3.1.1, matplotlib 3.11.2, Python 3.11), wall,
-three rounds interleaved with the code before (docs/SPEED.md says how):
+idle 2-core AMD EPYC (pandas 3.1.2, matplotlib 3.11.2, Python 3.11), wall,
+rounds interleaved with the code before (docs/SPEED.md says how; the
+machine's speed moves 10-20 % within an hour, so each pair of rows was
+measured together):
 
 | `--plot-only`, quick results | wall | user CPU |
 |---|---|---|
@@ -16,7 +18,10 @@ three rounds interleaved with the code before (docs/SPEED.md says how):
 | each entry read in one task by two forked workers (``aninfonce.reading``) | 9.3-9.9 s | 15.9-16.8 s |
 | the same, ``--jobs 1`` | 16.5 s | 15.9 s |
 | ``--check`` (judging only, the same pool) | 3.6 s | 6.0 s |
-| ``--plot-only`` on the grown results (authors-logs 11 -> 16 runs) | 10.4-11.6 s | 17.8-19.6 s |
+| the same code on the grown results (authors-logs 11 -> 16 runs), 6 rounds | 8.4-9.9 s | 14.6-17.0 s |
+| no seaborn import, claims-over-training figures as tasks of their own, 6 rounds | 7.9-8.9 s | 14.3-16.0 s |
+| the same, ``--jobs 1`` | 16.6-16.9 s | 16.0-16.3 s |
+| ``--check`` | 3.2-3.3 s | 5.4-5.5 s |
 
 An earlier machine of the same kind measured 45 s for the command before
 the end-state judging and the single tight box per figure (99 s before
