@@ -82,6 +82,8 @@ def last_step_mask(df: pd.DataFrame, among: np.ndarray | None = None) -> np.ndar
     step, key = df["step"], df["run_key"]
     # a categorical key's codes name its runs as factorize would (by other numbers), -1 where missing
     run = key.array.codes if isinstance(key.dtype, pd.CategoricalDtype) else pd.factorize(key)[0]
+    if isinstance(step.dtype, np.dtype) and step.dtype.kind in "iuf":  # plain numbers: no NaN scan for integers
+        return _last_of_each_run(run, step.to_numpy().astype(float, copy=False), among)
     if not pd.api.types.is_numeric_dtype(step.dtype) or pd.api.types.is_bool_dtype(step.dtype):
         rows = np.arange(len(df)) if among is None else np.flatnonzero(among)  # the groupby, for other step types
         sub = df.iloc[rows]
@@ -89,6 +91,11 @@ def last_step_mask(df: pd.DataFrame, among: np.ndarray | None = None) -> np.ndar
         out[rows] = np.asarray(sub["step"] == sub.groupby("run_key")["step"].transform("max"), dtype=bool)
         return out
     step = step.to_numpy(dtype=float, na_value=np.nan) if step.hasnans else step.to_numpy(dtype=float)
+    return _last_of_each_run(run, step, among)
+
+
+def _last_of_each_run(run: np.ndarray, step: np.ndarray, among: np.ndarray | None) -> np.ndarray:
+    """:func:`last_step_mask` on each row's run number (-1: none) and step (NaN: none) as arrays."""
     keep = (run >= 0) & ~np.isnan(step)
     if among is not None:
         keep &= among

@@ -127,3 +127,24 @@ def test_run_keys_and_of_runs_answer_as_the_text_of_every_row(as_category):
     for wanted in ({"b2"}, {"0a1", "c3", "zz"}, set()):
         assert of_runs(df, wanted).tolist() == df["run_key"].astype(str).isin(wanted).tolist()
     assert run_keys(df.iloc[:0]) == set() and of_runs(df.iloc[:0], {"b2"}).tolist() == []
+
+
+@pytest.mark.parametrize("steps", [
+    [0, 250, 250, 500, 0, 250, 750, 500],  # integers
+    [0.0, 250.0, np.nan, 500.0, 0.0, np.nan, 750.0, 500.0],  # floats, some missing
+    pd.array([0, 250, None, 500, 0, 250, 750, None], dtype="Int64"),  # nullable integers
+    ["0", "250", "250", "500", "0", "250", "750", "500"],  # text: the groupby path
+])
+def test_last_step_mask_keeps_each_runs_last_step_as_a_groupby_does(steps):
+    """Each run's rows at its largest step (among the rows ``among`` keeps), whatever the step column's type;
+    a row without a run key or a step is in no run's last step."""
+    from aninfonce.frames import last_step_mask
+
+    df = pd.DataFrame({"run_key": pd.Series(["a", "a", "a", "a", "b", "b", None, "b"], dtype=object),
+                       "step": steps})
+    for among in (None, np.array([True, True, True, False, True, True, True, False])):
+        sub = df if among is None else df[among]
+        grouped = sub.dropna(subset=["run_key", "step"])
+        last = grouped["step"] == grouped.groupby("run_key")["step"].transform("max")
+        want = df.index.isin(grouped.index[last.to_numpy(dtype=bool)])
+        assert last_step_mask(df, among).tolist() == want.tolist()
