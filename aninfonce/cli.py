@@ -36,8 +36,9 @@ EPILOG = """\
 exit codes:
   0    done; with --check: every claim PASS (and, for smoke, the golden values match)
   1    --check: a claim FAILs or a golden value moved; otherwise a bug (its traceback is printed)
-  2    bad input, a missing dataset (its entries skipped, the others trained and reported), or a
-       damaged or missing run (rerun the same command)
+  2    bad input, a missing dataset of a named entry (its entries skipped, the others trained and
+       reported), or a damaged or missing run (rerun the same command); with no entry named, an
+       entry whose dataset is absent is skipped with a note (exit 0: the default is what runs here)
   3    --check: nothing failed, but a claim is NOT SETTLED or has NO DATA
   4    stopped by SIGTERM (e.g. a scheduler's time limit) after writing a checkpoint: rerun to resume
   130  interrupted (Ctrl-C): finished runs are saved, rerun the same command to resume
@@ -299,12 +300,19 @@ def missing_data(exps, args: argparse.Namespace) -> dict[str, str]:
     return {eid: reason.split(" not found")[0] for reason, ids in by_reason.items() for eid in ids}
 
 
-def skipped_exit(skipped: dict[str, str]) -> int:
-    """The last line after a run that skipped entries for missing data: exit 2, naming them."""
+def skipped_exit(skipped: dict[str, str], asked: bool = True) -> int:
+    """The last line after a run that skipped entries for missing data, naming them: exit 2 where the
+    user ``asked`` for entries by name, a note and exit 0 for the default selection (everything this
+    machine can run: a dataset it lacks is not an error of the command)."""
     by_data: dict[str, list[str]] = {}
     for eid, dataset in skipped.items():
         by_data.setdefault(dataset, []).append(eid)
     named = "; ".join(f"{dataset} ({', '.join(ids)})" for dataset, ids in by_data.items())
+    if not asked:
+        print(f"note: not trained for missing data: {named}; their figures and report sections show the results "
+              f"already stored (naming an entry, e.g. `python reproduce.py {next(iter(skipped))}`, makes its "
+              "missing data an error)")
+        return 0
     print(f"error: not trained for missing data: {named}; "
           "their figures and report sections show the results already stored", file=sys.stderr)
     return EXIT_INCOMPLETE
@@ -386,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                       + ", ".join(f"{n} in {eid}" for eid, n in stale.items()))
             return 0
         if skipped and not to_run:  # every selected entry lacks its data: nothing changed, nothing to redraw
-            return skipped_exit(skipped)
+            return skipped_exit(skipped, bool(args.experiments))
         results.check_writable(args.results_dir / args.profile)
         t0 = time.perf_counter()
         in_flight = run_all(args.executor, runs, args.profile, device, args.results_dir, data_root(args.data_root),
@@ -398,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts, path = plot_and_report(exps, args)
         print(f"done in {format_seconds(time.perf_counter() - t0)}: results in {args.results_dir / args.profile}, "
               f"figures and report in {path.parent} (claims: {report.summary(verdicts)}; details: {path})")
-        return skipped_exit(skipped) if skipped else 0
+        return skipped_exit(skipped, bool(args.experiments)) if skipped else 0
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -272,6 +272,20 @@ def test_missing_mnist_skips_its_entries_and_still_reports_the_rest(tmp_path, di
     assert_real_figure(tmp_path / "figures" / "smoke" / "fig5.png")
 
 
+@pytest.mark.slow
+def test_the_default_job_without_mnist_runs_the_rest_and_exits_0(tmp_path, dirs, capsys, monkeypatch):
+    """No entry named (the README's main job) and no MNIST: its entries are skipped with a note at the end,
+    everything else trains and is reported, exit 0; naming one of them makes its absence an error (above)."""
+    monkeypatch.setenv("ANINFONCE_OFFLINE", "1")
+    assert main(["--profile", "smoke", "--executor", "local", "--data-root", str(tmp_path / "empty"), *dirs]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("MNIST not found in") == 1 and "error" not in err
+    assert "note: not trained for missing data: MNIST (fig3, mnist-standin-table)" in out
+    assert not results.load_experiment(tmp_path / "results", "smoke", "fig5").empty
+    assert results.load_experiment(tmp_path / "results", "smoke", "fig3").empty
+    assert (tmp_path / "figures" / "smoke" / "REPORT.md").exists()
+
+
 def test_help_documents_every_option_and_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
