@@ -210,21 +210,10 @@ def entry_figures(experiments: list[Analysis], frames: dict[str, pd.DataFrame], 
     return pending, shown
 
 
-def verdict_figures(experiments: list[Analysis], shown: dict, verdicts: list[Verdict], out: Path, profile: str,
-                    drawing: Drawing) -> dict:
-    """{``<id>:verdicts``: the future of its paths}: each experiment's claims over training (``plot_verdicts``),
-    where it has claims with data; ``shown``: :func:`entry_figures`' rows, which its caption describes."""
-    pending = {}
-    for exp in experiments:
-        args = verdict_figure(exp, shown, verdicts, out, profile)
-        if args is not None:
-            pending[f"{exp.id}:verdicts"] = drawing.submit(plot_verdicts, *args)
-    return pending
-
-
 def verdict_figure(exp: Analysis, shown: dict, verdicts: list[Verdict], out: Path, profile: str) -> tuple | None:
-    """The arguments of ``plot_verdicts`` for ``exp``'s claims over training (its files:
-    ``plots.figure_paths(out, verdicts_name(args[2]))``), None where none of its claims has data."""
+    """The arguments of ``plot_verdicts`` for ``exp``'s claims over training (verdicts, out, name, title,
+    caption; its files: ``plots.figure_paths(out, verdicts_name(name))``), None where none of its claims has
+    data; ``shown``: :func:`entry_figures`' rows, which its caption describes."""
     mine = [v for v in verdicts if v.experiment == exp.id and v.history]
     if not mine:
         return None

@@ -39,7 +39,7 @@ class ReportInputs:
     experiments: list[Analysis]  # each bound to its plan (manifest.bind)
     frames: dict[str, pd.DataFrame]  # experiment id -> its rows (report.load_all)
     verdicts: list[Verdict]
-    figures: dict[str, list[Path]]  # report.entry_figures and report.verdict_figures
+    figures: dict[str, list[Path]]  # report.entry_figures and each entry's claims over training (report.verdict_figure)
     profile: str
     speed: str = "exact"
     paper: list[Verdict] | None = None  # the paper profile's verdicts, shown beside quick's (None: no paper results)

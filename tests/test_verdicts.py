@@ -178,10 +178,14 @@ def _draw(exps, frames, out, verdicts) -> dict:
     from aninfonce import report
     from aninfonce.plots import Drawing
 
-    with Drawing(1, 2) as here:
+    with Drawing(1, 1) as here:
         pending, shown = report.entry_figures(exps, frames, out, "quick", here)
-        pending.update(report.verdict_figures(exps, shown, verdicts, out, "quick", here))
-        return {key: future.result() for key, future in pending.items()}
+        drawn = {key: future.result() for key, future in pending.items()}
+    for exp in exps:
+        args = report.verdict_figure(exp, shown, verdicts, out, "quick")
+        if args is not None:
+            drawn[f"{exp.id}:verdicts"] = report.plot_verdicts(*args)
+    return drawn
 
 
 def test_figures_and_report_draw_the_seeds_the_claims_read(tmp_path):
