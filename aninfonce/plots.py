@@ -43,15 +43,18 @@ GROUP_LABELS = {"r2_content": "content", "r2_style": "style"}
 # colour cycle and colour codes (what ``seaborn.set_theme(context="paper", style="whitegrid", font_scale=1.1)``
 # sets), written out so that drawing needs no seaborn: importing it (and the scipy.stats it loads) cost every
 # reading pass 0.4 s before its first figure. The paper context scales seaborn's base sizes by 0.8 (fonts by
-# 0.8 x 1.1); tests/test_plots.py checks both against seaborn's own theme, which sets one more entry: the
-# default colour map (its "rocket"), which no figure here reads (each image names its map).
+# 0.8 x 1.1); tests/test_plots.py checks both against seaborn's own theme. Two entries differ from it: the
+# default colour map (seaborn's "rocket", which only seaborn registers; each image here names its map) and
+# the font: seaborn lists Arial first, so a machine that has it (macOS, Windows) would draw other glyphs
+# than one that has not; DejaVu Sans, which matplotlib ships, comes first here, so every machine draws the
+# same text and regenerating an unchanged figure gives the same bytes.
 _LINES, _FONTS = 0.8, 0.8 * 1.1
 THEME = {
     "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.grid": True, "axes.labelcolor": ".15",
     "axes.linewidth": 1.25 * _LINES, "grid.color": ".8", "text.color": ".15",
     "xtick.color": ".15", "ytick.color": ".15", "xtick.bottom": False, "ytick.left": False,
     "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True,
-    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
     "font.size": 12 * _FONTS, "axes.labelsize": 12 * _FONTS, "axes.titlesize": 12 * _FONTS,
     "legend.title_fontsize": 12 * _FONTS, "legend.fontsize": 11 * _FONTS,
     "xtick.labelsize": 11 * _FONTS, "ytick.labelsize": 11 * _FONTS,

@@ -142,7 +142,8 @@ def test_an_empty_panel_says_why_on_flat_and_3d_axes(tmp_path):
 def test_the_theme_is_seaborns_paper_whitegrid_theme():
     """plots.THEME and plots.COLOR_CODES are what ``seaborn.set_theme(context="paper", style="whitegrid",
     font_scale=1.1)`` sets, every rcParam and every one-letter colour code, but the default colour map
-    (seaborn's "rocket", which only seaborn registers; every image here names its own map)."""
+    (seaborn's "rocket", which only seaborn registers; every image here names its own map) and the font
+    list, whose first entry is the font matplotlib ships (the same glyphs on every machine)."""
     import matplotlib
     import pytest
 
@@ -168,5 +169,18 @@ def test_the_theme_is_seaborns_paper_whitegrid_theme():
             named[c] = v
     own = {"figure.dpi", "savefig.dpi", "savefig.bbox", "legend.frameon"}  # set on top of the theme
     differ = sorted(k for k in theirs if k not in own and theirs[k] != ours[k])
-    assert differ == ["image.cmap"], differ
+    assert differ == ["font.sans-serif", "image.cmap"], differ
+    assert ours["font.sans-serif"] == ["DejaVu Sans", *(f for f in theirs["font.sans-serif"] if f != "DejaVu Sans")]
     assert our_codes == their_codes != {c: matplotlib.colors.BASE_COLORS[c] for c in "bgrmyck"}
+
+
+def test_figure_text_is_drawn_in_the_font_matplotlib_ships_on_any_machine():
+    """The theme's sans-serif font resolves to DejaVu Sans, which every matplotlib installs, whatever else
+    the machine has (seaborn's own list would pick Arial where it is installed)."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    with matplotlib.rc_context():
+        plots.setup_style()
+        found = font_manager.findfont(font_manager.FontProperties(family="sans-serif"), fallback_to_default=False)
+    assert Path(found).name == "DejaVuSans.ttf", found
