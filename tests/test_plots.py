@@ -182,5 +182,5 @@ def test_figure_text_is_drawn_in_the_font_matplotlib_ships_on_any_machine():
 
     with matplotlib.rc_context():
         plots.setup_style()
-        found = font_manager.findfont(font_manager.FontProperties(family="sans-serif"), fallback_to_default=False)
+        found = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]), fallback_to_default=False)
     assert Path(found).name == "DejaVuSans.ttf", found
