@@ -175,12 +175,22 @@ def test_the_theme_is_seaborns_paper_whitegrid_theme():
 
 
 def test_figure_text_is_drawn_in_the_font_matplotlib_ships_on_any_machine():
-    """The theme's sans-serif font resolves to DejaVu Sans, which every matplotlib installs, whatever else
-    the machine has (seaborn's own list would pick Arial where it is installed)."""
+    """The theme's sans-serif font resolves to DejaVu Sans, which every matplotlib installs, even where Arial
+    is installed too (seaborn's own list would pick Arial there): here a font manager that also holds an
+    "Arial" (another file under that name, as a Mac or Windows machine has one)."""
+    import copy
+    import dataclasses
+
     import matplotlib
     from matplotlib import font_manager
 
+    props = font_manager.FontProperties(family=["sans-serif"])  # a list: a bare name is read as a pattern
+    serif = font_manager.findfont(font_manager.FontProperties(family=["DejaVu Serif"]))
+    with_arial = copy.copy(font_manager.fontManager)
+    with_arial.ttflist = [*with_arial.ttflist,
+                          dataclasses.replace(next(f for f in with_arial.ttflist if f.fname == serif), name="Arial")]
     with matplotlib.rc_context():
         plots.setup_style()
-        found = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]), fallback_to_default=False)
-    assert Path(found).name == "DejaVuSans.ttf", found
+        assert Path(with_arial.findfont(props, fallback_to_default=False)).name == "DejaVuSans.ttf"
+        matplotlib.rcParams["font.sans-serif"] = ["Arial", "DejaVu Sans"]  # seaborn's order: Arial wins
+        assert with_arial.findfont(props, fallback_to_default=False) == serif
