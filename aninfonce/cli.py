@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             to_run = [e for e in to_run if e not in named_only]
         skipped = missing_data(to_run, args)
         to_run = [e for e in to_run if e.id not in skipped]
-        runs = plan(to_run, args.profile, args.seeds, args.results_dir, args.speed)
+        runs = plan(to_run, args.profile, args.seeds, args.results_dir, args.speed, dry_run=args.dry_run)
         jobs = 1 if args.executor == "local" else args.jobs or default_jobs()
         print(format_plan(runs, args.profile, args.results_dir, jobs, gpu=args.profile == "paper" and args.device != "cpu",
                           runs_per_gpu=args.slurm_runs_per_gpu or RUNS_PER_GPU))

@@ -185,21 +185,26 @@ class PlannedRun:
 
 
 def plan(experiments: list[Study], profile: str, n_seeds: int, results_dir: Path,
-         speed: str = "exact") -> list[PlannedRun]:
+         speed: str = "exact", dry_run: bool = False) -> list[PlannedRun]:
     """Every run of each study's grid with its status (done / resume / new); each study's manifest
-    (``<experiment>.plan.json``) is written on the way, so the reading half knows the plan."""
+    (``<experiment>.plan.json``) is written on the way, so the reading half knows the plan, and a long
+    CSV out of step with its run files is rebuilt. A ``dry_run`` writes nothing: it says what it would
+    rebuild."""
     out = []
     for exp in experiments:
         csv = results.csv_path(results_dir, profile, exp.id)
         df, incomplete = results.read_runs(csv)  # one read serves the plan and the long CSV's check
-        if results.refresh_export(csv, df, incomplete):
+        if dry_run and not results.export_is_current(csv, df, incomplete):
+            print(f"note: {csv} is missing, damaged or out of step with its run files; a run rebuilds it")
+        elif not dry_run and results.refresh_export(csv, df, incomplete):
             print(f"note: rebuilt {csv} from its run files (it was missing, damaged or out of step)")
         done = set(df["run_key"].astype(str)) - set(incomplete)
         if not results.run_dir(csv).is_dir() and csv.exists():
             print(f"note: {csv} has no run files beside it; its rows cannot be verified and are not used")
         for key, why in incomplete.items():
             print(f"note: {exp.id} run {key} is incomplete in {csv.name} ({why}); it will be re-run")
-        manifest.write(exp, all_analyses().get(exp.id), results_dir, profile, n_seeds, speed, stored=df)
+        if not dry_run:
+            manifest.write(exp, all_analyses().get(exp.id), results_dir, profile, n_seeds, speed, stored=df)
         for spec in exp.grid(profile, n_seeds, speed):
             ckpt = cache_dir(results_dir, profile) / exp.id / f"{spec.key}.pt"
             status = "done" if spec.key in done else "resume" if ckpt.exists() else "new"

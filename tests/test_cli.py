@@ -363,3 +363,21 @@ def test_an_entry_that_trains_only_when_named_is_skipped_by_run_everything(tmp_p
     assert not re.search(r"^calibration\s", out, re.M)
     assert main(["calibration", "--profile", "quick", "--dry-run", *dirs]) == 0
     assert re.search(r"^calibration\s+0\s+0\s+\d+", capsys.readouterr().out, re.M)
+
+
+def test_a_dry_run_writes_nothing(tmp_path, capsys):
+    """--dry-run shows the plan and leaves the results folder as it found it: no manifest written for an
+    entry without one, no long CSV rebuilt (it says that a run would rebuild it); a fresh folder stays
+    absent."""
+    import shutil
+
+    quick = Path(__file__).resolve().parent.parent / "results" / "quick"
+    results_dir = tmp_path / "results"
+    shutil.copytree(quick / "fig5", results_dir / "quick" / "fig5")  # its run files, without plan or long CSV
+    before = sorted((p.relative_to(results_dir), p.stat().st_mtime_ns) for p in results_dir.rglob("*"))
+    assert main(["fig5", "fig2", "--profile", "quick", "--dry-run", "--results-dir", str(results_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "fig5.csv is missing, damaged or out of step with its run files; a run rebuilds it" in out
+    assert sorted((p.relative_to(results_dir), p.stat().st_mtime_ns) for p in results_dir.rglob("*")) == before
+    assert main(["--profile", "paper", "--dry-run", "--results-dir", str(tmp_path / "fresh")]) == 0
+    assert not (tmp_path / "fresh").exists()
