@@ -398,12 +398,13 @@ def test_code_dirty_ignores_outputs(tmp_path):
 
 # ---------------------------------------------------------------- estimates name their device
 
-def test_dry_run_estimates_name_their_device(tmp_path, capsys):
+def test_dry_run_estimates_name_their_device(tmp_path, capsys, mnist_root):
     """paper: measured GPU time on a named device, else 'unmeasured' (never a CPU
-    figure); quick: labelled CPU, its wall divided among --jobs workers."""
+    figure); quick: labelled CPU, its wall divided among --jobs workers. (fig3 plans only where MNIST is.)"""
     from aninfonce.cli import main
 
-    assert main(["fig2", "fig3", "--profile", "paper", "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    assert main(["fig2", "fig3", "--profile", "paper", "--dry-run", "--results-dir", str(tmp_path),
+                 "--data-root", str(mnist_root)]) == 0
     out = capsys.readouterr().out
     fig2, fig3 = (next(line for line in out.splitlines() if line.startswith(e + " ")) for e in ("fig2", "fig3"))
     assert fig2.endswith("on one NVIDIA H200, 8 runs per GPU (measured)") and fig3.endswith("unmeasured"), out
