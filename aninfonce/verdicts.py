@@ -352,7 +352,8 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str, title: str = ""
     if not rows:
         return []
     steps, frac, dots = verdict_grid(rows)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.22 * len(steps), 14), 0.8 + 0.32 * len(rows)))
+    # at least 4 x 2.2 in: an entry judged once, or with two claims, still has room for its colour key
+    fig, ax = plt.subplots(figsize=(min(max(2 + 0.22 * len(steps), 4), 14), max(0.8 + 0.32 * len(rows), 2.2)))
     im = ax.imshow(frac, aspect="auto", cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
     if dots:
         xs, ys = zip(*dots)
@@ -370,7 +371,7 @@ def plot_verdicts(verdicts: list[Verdict], out: Path, name: str, title: str = ""
     else:  # an entry judged once, after training (Analysis.judged_steps = "final")
         ax.set_xlabel("the one evaluation, after training (dot: the claim's rule passes)")
     ax.grid(False)
-    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="fraction of seeds passing")
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).set_label("fraction of seeds passing", fontsize=8)
     return save(fig, out, verdicts_name(name), caption)
 
 
