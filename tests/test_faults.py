@@ -54,11 +54,12 @@ def _same_rows(csv, before):
 
 
 def _rerun(dirs, capsys):
+    """What the dry run, then the run itself, print."""
     capsys.readouterr()
     assert main(["fig2", "--profile", "smoke", "--executor", "local", "--dry-run", *dirs]) == 0
     plan = capsys.readouterr().out
     assert main(["fig2", "--profile", "smoke", "--executor", "local", *dirs]) == 0
-    return plan
+    return plan + capsys.readouterr().out
 
 
 def test_every_run_has_its_own_file_and_a_completion_record(finished):
@@ -102,8 +103,12 @@ def test_a_garbled_run_file_costs_that_run_alone(finished, capsys):
 def test_a_damaged_long_csv_is_rebuilt_without_training(finished, capsys):
     dirs, csv, before = finished
     csv.write_text("garbage\n\"unclosed")
+    capsys.readouterr()
+    assert main(["fig2", "--profile", "smoke", "--executor", "local", "--dry-run", *dirs]) == 0
+    assert f"note: {csv} is missing, damaged or out of step with its run files; a run rebuilds it" in \
+        capsys.readouterr().out and csv.read_text() == "garbage\n\"unclosed"  # a dry run writes nothing
     plan = _rerun(dirs, capsys)
-    assert "rebuilt" in plan and re.search(r"^fig2\s+8\s+0\s+0\s", plan, re.M)
+    assert f"note: rebuilt {csv}" in plan and re.search(r"^fig2\s+8\s+0\s+0\s", plan, re.M)
     _same_rows(csv, before)
     csv.unlink()
     _rerun(dirs, capsys)
