@@ -87,3 +87,29 @@ def pool_raises_the_entrys_error(tmp_path: Path) -> None:
     shutil.rmtree(results / "quick" / "hardneg")
     with pytest.raises(CorruptResults, match="hardneg.csv has rows but no run files"):
         read_entries(exps, results, "quick", out=tmp_path / "figures", jobs=2)
+
+
+def test_reading_leaves_the_garbage_collector_as_it_found_it(monkeypatch):
+    """The reading pass collects garbage less often while it reads (reading._fewer_collections); after it,
+    even after an entry's error, the collector's thresholds and frozen objects are what they were."""
+    import gc
+
+    import pytest
+
+    import aninfonce.analyses  # noqa: F401  (registers every analysis)
+    from aninfonce import manifest, reading
+    from aninfonce.registry import all_analyses
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    exps = manifest.bind([all_analyses()[e] for e in ENTRIES], ROOT / "results", "quick")
+    read = reading.read_entries(exps, ROOT / "results", "quick", jobs=1)
+    assert {v.experiment for v in read.verdicts} == set(ENTRIES)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+    def unreadable(*args, **kwargs):
+        raise OSError("a run file cannot be read")
+
+    monkeypatch.setattr(reading, "load_all", unreadable)
+    with pytest.raises(OSError, match="cannot be read"):
+        reading.read_entries(exps, ROOT / "results", "quick", jobs=1)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
