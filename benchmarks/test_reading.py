@@ -18,10 +18,10 @@ measured together):
 | each entry read in one task by two forked workers (``aninfonce.reading``) | 9.3-9.9 s | 15.9-16.8 s |
 | the same, ``--jobs 1`` | 16.5 s | 15.9 s |
 | ``--check`` (judging only, the same pool) | 3.6 s | 6.0 s |
-| the same code on the grown results (authors-logs 11 -> 16 runs), 6 rounds | 8.4-9.9 s | 14.6-17.0 s |
-| no seaborn import, claims-over-training figures as tasks of their own, 6 rounds | 7.9-8.9 s | 14.3-16.0 s |
-| the same, ``--jobs 1`` | 16.6-16.9 s | 16.0-16.3 s |
-| ``--check`` | 3.2-3.3 s | 5.4-5.5 s |
+| the same code on the grown results (authors-logs 11 -> 16 runs), 6 rounds | 9.3-9.6 s | 16.1-16.5 s |
+| no seaborn import, claims-over-training figures as tasks of their own, fewer garbage collections | 7.9-8.6 s | 14.0-15.3 s |
+| the same, ``--jobs 1`` | 14.7-14.9 s | 14.1-14.2 s |
+| ``--check`` | 3.0 s | 4.9 s |
 
 An earlier machine of the same kind measured 45 s for the command before
 the end-state judging and the single tight box per figure (99 s before
