@@ -18,6 +18,7 @@ from . import (
 )
 from .data import DATA_ENV, data_root
 from .errors import BadInput, UserError
+from .frames import of_runs
 from .lifecycle import RunStopped
 from .reading import read_entries
 from .registry import PROFILES, all_analyses, all_studies, select
@@ -163,7 +164,7 @@ def measured_quick(exp, results_dir: Path) -> str:
     if df.empty or "wall_seconds" not in df:
         return "–"
     runs = df.drop_duplicates("run_key")
-    runs = runs[runs["run_key"].astype(str).isin(exp.grid_keys("quick", runs))]
+    runs = runs[of_runs(runs, exp.grid_keys("quick", runs))]
     if runs.empty:
         return "–"
     return f"{format_seconds(float(pd.to_numeric(runs['wall_seconds']).sum()))} / {len(runs)}"

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from . import results
 from .errors import BadInput
+from .frames import run_keys
 from .specs import PRESETS, SyntheticSpec, deviations_from_authors
 
 VERSION = 1
@@ -111,7 +112,7 @@ def seeds_covering(study, profile: str, speed: str, stored, at_least: int) -> in
     if stored.empty:
         return at_least
     most = max(at_least, int(stored["seed"].astype(int).max()) + 1)
-    keys = set(stored["run_key"].astype(str)) & {s.key for s in study.grid(profile, most, speed)}
+    keys = run_keys(stored) & {s.key for s in study.grid(profile, most, speed)}
     for n in range(at_least, most):
         if keys <= {s.key for s in study.grid(profile, n, speed)}:
             return n

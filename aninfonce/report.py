@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
+from .frames import of_runs, run_keys
 from .plots import Drawing, run_caption, setup_style
 from . import manifest
 from .registry import Analysis
@@ -56,14 +57,14 @@ def load_all(experiments: list[Analysis], results_dir: Path, profile: str,
             print(f"note: leaving out {len(bad)} incomplete run(s) of {e.id} ("
                   + "; ".join(f"{k}: {why}" for k, why in bad.items()) + "); rerun the experiment to complete them")
         if bad:
-            df = df[~df["run_key"].astype(str).isin(bad)]
+            df = df[~of_runs(df, bad)]
         beyond = manifest.beyond(getattr(e, "plan", None), df)
         if beyond:
             print(f"note: {e.id} has runs of seed(s) {', '.join(map(str, beyond))}, which its manifest does not list; "
                   f"left out as stale until `python reproduce.py {e.id} --profile {profile} --seeds {beyond[-1] + 1} "
                   "--dry-run` plans them")
         if not df.empty:
-            old = ~df["run_key"].astype(str).isin(e.grid_keys(profile, df, speed))
+            old = ~of_runs(df, e.grid_keys(profile, df, speed))
             if old.any():
                 if stale is not None:
                     stale[e.id] = df.loc[old, "run_key"].nunique()
@@ -88,7 +89,7 @@ def missing_runs(experiments: list[Analysis], frames: dict[str, pd.DataFrame], p
         if isinstance(e, Analysis) and e.plan is None:
             out.append(f"{e.id} (never planned: no {e.id}.plan.json)")
             continue
-        have = set(frames.get(e.id, pd.DataFrame({"run_key": []}))["run_key"].astype(str))
+        have = run_keys(frames.get(e.id, pd.DataFrame({"run_key": []})))
         out += [f"{e.id} {s.key}" for s in e.grid(profile, n_seeds) if s.key not in have]
     return out
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .frames import of_runs, run_keys
 
 # columns every row has, in this order; the spec's own fields follow
 CORE_COLUMNS = ("experiment", "run_key", "seed", "step", "metric", "value", "protocol")
@@ -221,7 +222,7 @@ def incomplete_runs(path: Path) -> dict[str, str]:
 def done_keys(path: Path) -> set[str]:
     """Runs whose rows are all there, as their completion record says."""
     df, bad = read_runs(path)
-    return set(df["run_key"].astype(str)) - set(bad)
+    return run_keys(df) - set(bad)
 
 
 def _load_text(path: Path) -> pd.DataFrame:
@@ -260,7 +261,7 @@ def export_is_current(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool
         csv = load(path) if Path(path).exists() else None
     except CorruptResults:
         return False
-    return csv is not None and _same_rows(csv, df[~df["run_key"].astype(str).isin(bad)])
+    return csv is not None and _same_rows(csv, df[~of_runs(df, bad)])
 
 
 def refresh_export(path: Path, df: pd.DataFrame, bad: dict[str, str]) -> bool:

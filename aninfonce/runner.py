@@ -28,6 +28,7 @@ from . import analyses  # noqa: F401  (registers the analyses: their policies go
 from . import manifest, results
 from .provenance import provenance
 from .errors import BadInput, UserError
+from .frames import run_keys
 from .lifecycle import RunStopped, stop_requested
 from .registry import Study, all_analyses
 from .results import format_seconds  # noqa: F401  (the CLI and executors use it from here)
@@ -198,7 +199,7 @@ def plan(experiments: list[Study], profile: str, n_seeds: int, results_dir: Path
             print(f"note: {csv} is missing, damaged or out of step with its run files; a run rebuilds it")
         elif not dry_run and results.refresh_export(csv, df, incomplete):
             print(f"note: rebuilt {csv} from its run files (it was missing, damaged or out of step)")
-        done = set(df["run_key"].astype(str)) - set(incomplete)
+        done = run_keys(df) - set(incomplete)
         if not results.run_dir(csv).is_dir() and csv.exists():
             print(f"note: {csv} has no run files beside it; its rows cannot be verified and are not used")
         for key, why in incomplete.items():

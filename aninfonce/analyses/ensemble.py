@@ -30,7 +30,7 @@ import pandas as pd
 from ..schedules import schedule_phrase
 from .. import claims as C
 from ..claims import KEPT
-from ..frames import final_step, indexed_metric, metric
+from ..frames import final_step, indexed_metric, metric, run_keys
 from ..protocols import HELD_OUT
 from ..plots import no_data, run_caption, save
 from ..registry import Analysis, Claim, ClaimResult, register
@@ -148,7 +148,7 @@ def plot_ensemble(df: pd.DataFrame, out: Path, profile: str, runs: Path | None =
     r2s = [_final(df, "r2_all", d) for d in designs]
     # hollow: a run of that design had not settled (its end value is still on its way), as fig2's points
     unsettled = unsettled_runs(ENSEMBLE, df)
-    moving = [bool(set(C.select(df, terms_used=d)["run_key"].astype(str)) & unsettled) for d in designs]
+    moving = [bool(run_keys(C.select(df, terms_used=d)) & unsettled) for d in designs]
     for shift, values, alpha in ((-0.2, r2s, 0.45), (0.2, mccs, 1.0)):
         for xi, (v, d, m) in enumerate(zip(values, designs, moving)):
             axes[1].bar(xi + shift, v, 0.4, color="white" if m else DESIGN_COLORS[d], alpha=1.0 if m else alpha,
